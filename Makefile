@@ -1,0 +1,69 @@
+# Inference Lab: the front door. Every target sets up .venv first, so any of them can be the first
+# command on a fresh machine.
+#
+#   make grade PHASE=1                      grade your code in phaseN_*/starter/
+#   make grade PHASE=1 TASK=2               only the criteria of task 1.2
+#   make grade PHASE=2 SUBMISSION=path      grade another copy of the repo (an instructor's view)
+#   make grade PHASE=1 IMPL=reference       prove the thresholds reachable (instructors, CI)
+#   make test                               the test suite (CI runs this)
+#   make release DEST=path                  write the learner copy, without reference solutions
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+PHASE      ?= 1
+IMPL       ?= starter
+SUBMISSION ?=
+PROFILE    ?=
+QUICK      ?=
+TASK       ?=
+OUT        ?=
+DEST       ?=
+
+GRADE_ARGS := --phase $(PHASE) --impl $(IMPL) \
+	$(if $(SUBMISSION),--submission $(SUBMISSION)) \
+	$(if $(PROFILE),--profile $(PROFILE)) \
+	$(if $(filter 1 yes true,$(QUICK)),--quick) \
+	$(if $(TASK),--task $(TASK)) \
+	$(if $(OUT),--out $(OUT))
+
+.PHONY: setup grade test test-fast data models release fingerprint clean help
+
+help:
+	@sed -n '2,12p' Makefile
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Inference Lab needs Python 3.11 or newer")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+grade: $(STAMP)
+	$(PY) -m graders grade $(GRADE_ARGS)
+
+data: $(STAMP)
+	$(PY) -m labdata.generate
+
+models: $(STAMP)
+	$(PY) -m labdata.train --all
+
+test: $(STAMP) models
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+release: $(STAMP)
+	@test -n "$(DEST)" || { echo "usage: make release DEST=path/to/learner-copy"; exit 2; }
+	$(PY) -m graders release --dest $(DEST)
+
+fingerprint: $(STAMP)
+	$(PY) -m graders fingerprint
+
+clean:
+	rm -rf grades .pytest_cache .benchmarks

@@ -1,0 +1,23 @@
+"""The grader's own, trusted measurement tools.
+
+Every number that decides a grade is measured here, never taken from the learner's code:
+
+* :mod:`.stats`    percentiles with the sample counts that justify them, IQR, CV.
+* :mod:`.timing`   warm-up, device synchronisation, blocked repeats, raw samples kept.
+* :mod:`.paired`   interleaved A/B timing and the median of paired ratios, re-measured when noisy.
+* :mod:`.threads`  pinned thread counts for PyTorch and ONNX Runtime.
+
+The timer is captured when this package is imported, before any learner module is, so a
+submission that patches ``time.perf_counter`` cannot change the grader's clock.
+"""
+from .paired import PairedResult, paired_ratio
+from .stats import MIN_SAMPLES, Summary, percentile_label, summarize
+from .threads import ort_session_options, pin_threads
+from .timing import GraderTimer, Timing, cuda_sync, time_callable
+
+__all__ = [
+    "MIN_SAMPLES", "Summary", "summarize", "percentile_label",
+    "Timing", "time_callable", "cuda_sync", "GraderTimer",
+    "PairedResult", "paired_ratio",
+    "pin_threads", "ort_session_options",
+]

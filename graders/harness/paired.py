@@ -1,0 +1,129 @@
+"""Interleaved A/B timing: the only honest way to compare two things on a noisy machine.
+
+A and B run alternately (A B, then B A, ...) on the same fresh inputs; each pair gives one ratio
+``time(A) / time(B)`` (above 1: B is faster). Drift in machine speed hits both sides of a pair
+alike, so the median of paired ratios is far steadier than a ratio of two separate medians.
+
+When the ratios' IQR/median exceeds the noise limit, the whole measurement is repeated (bounded);
+the quietest attempt is kept and, if even that one is noisy, the result says so (the verdict
+becomes ``inconclusive`` when the noise could flip it).
+
+With a pytest-benchmark ``benchmark`` fixture, the first attempt runs through
+``benchmark.pedantic`` (one round = one pair), so its JSON holds the raw timing; the ratios and
+every attempt go into ``benchmark.extra_info``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..verdicts import NOISE_LIMIT
+from .stats import Summary, summarize
+from .timing import now_ns
+
+__all__ = ["PairedResult", "paired_ratio"]
+
+
+@dataclass
+class PairedResult:
+    """Paired ratios ``a_ms / b_ms`` of the kept attempt and the per-side times."""
+
+    ratios: Summary
+    a_ms: Summary
+    b_ms: Summary
+    attempts: int
+    spreads: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return self.ratios.median
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return (self.ratios.q1, self.ratios.q3)
+
+    @property
+    def noisy(self) -> bool:
+        return self.ratios.spread > NOISE_LIMIT
+
+    def details(self, a_name: str = "A", b_name: str = "B") -> dict[str, Any]:
+        return {
+            "median_ratio": self.median, "ratio_q1": self.ratios.q1, "ratio_q3": self.ratios.q3,
+            "ratio_spread": self.ratios.spread, "pairs": self.ratios.n, "attempts": self.attempts,
+            "attempt_spreads": self.spreads,
+            f"{a_name}_median_ms": self.a_ms.median, f"{b_name}_median_ms": self.b_ms.median,
+            "samples": {f"paired ratio {a_name}/{b_name}": self.ratios.samples},
+            "samples_unit": "x",
+        }
+
+
+def _one_attempt(a, b, make_inputs, pairs, warmup, sync, benchmark):
+    a_ms: list[float] = []
+    b_ms: list[float] = []
+    state = {"i": 0}
+
+    def timed(fn, inputs):
+        if sync:
+            sync()
+        t0 = now_ns()
+        fn(*inputs)
+        if sync:
+            sync()
+        return (now_ns() - t0) / 1e6
+
+    def pair(*inputs):
+        i = state["i"]
+        state["i"] += 1
+        first_a = i % 2 == 0  # alternate order: A B, B A, ...
+        if first_a:
+            ta = timed(a, inputs)
+            tb = timed(b, inputs)
+        else:
+            tb = timed(b, inputs)
+            ta = timed(a, inputs)
+        if i >= warmup:
+            a_ms.append(ta)
+            b_ms.append(tb)
+
+    def setup():
+        return tuple(make_inputs()), {}
+
+    if benchmark is not None:
+        benchmark.pedantic(pair, setup=setup, rounds=pairs, warmup_rounds=warmup, iterations=1)
+        # pedantic's warm-up rounds go through `pair` as well; only the timed rounds were kept.
+    else:
+        for _ in range(pairs + warmup):
+            args, _ = setup()
+            pair(*args)
+    ratios = [x / y for x, y in zip(a_ms, b_ms) if y > 0]
+    return summarize(ratios), summarize(a_ms), summarize(b_ms)
+
+
+def paired_ratio(a: Callable[..., Any], b: Callable[..., Any], *, make_inputs: Callable[[], tuple],
+                 pairs: int = 30, warmup: int = 3, max_attempts: int = 3,
+                 sync: Callable[[], None] | None = None, benchmark=None) -> PairedResult:
+    """Median of paired ratios ``time(a) / time(b)``: above 1 means ``b`` is faster.
+
+    Args:
+        a, b: callables taking the tuple from ``make_inputs``; typically a = baseline, b = learner's.
+        make_inputs: fresh inputs for each pair (so a cached answer cannot pass), made untimed.
+        pairs: timed pairs per attempt; warmup: untimed pairs first.
+        max_attempts: attempts in all while the ratios stay noisy (IQR/median > NOISE_LIMIT).
+        sync: device synchronisation inside each timed region.
+        benchmark: a pytest-benchmark fixture; the first attempt is timed through it.
+    """
+    best = None
+    spreads = []
+    for attempt in range(max_attempts):
+        r, ta, tb = _one_attempt(a, b, make_inputs, pairs, warmup, sync, benchmark if attempt == 0 else None)
+        spreads.append(r.spread)
+        if best is None or r.spread < best[0].spread:
+            best = (r, ta, tb)
+        if r.spread <= NOISE_LIMIT:
+            break
+    r, ta, tb = best
+    result = PairedResult(ratios=r, a_ms=ta, b_ms=tb, attempts=len(spreads), spreads=spreads)
+    if benchmark is not None:
+        benchmark.extra_info.update({k: v for k, v in result.details().items() if k != "samples"})
+        benchmark.extra_info["ratios"] = r.samples
+    return result

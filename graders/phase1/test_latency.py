@@ -1,0 +1,131 @@
+"""Task 1.2: latency statistics and measurement, checked against the grader's own clock."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from ..checks import as_float, as_int, expect, get_field, rel_err
+from ..harness import summarize
+from ..plugin import criterion
+from .workloads import AsyncDevice, KnownLatency, small_model
+
+FIELDS = ("mean_ms", "std_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "min_ms", "max_ms", "cv")
+
+
+def _stats(obj, what: str) -> dict[str, float]:
+    return {f: as_float(get_field(obj, f, what), f"{what}.{f}") for f in (*FIELDS,)}
+
+
+@criterion("p1.stats_exact")
+def test_stats_exact(grade, learner):
+    rng = np.random.default_rng(random.SystemRandom().randrange(2**32))
+    worst, where = 0.0, ""
+    for n in (1, 7, int(rng.integers(50, 1000))):
+        samples = rng.lognormal(mean=1.0, sigma=0.4, size=n).tolist()
+        got = learner.call("summarize_latencies", list(samples))
+        g = _stats(got, "summarize_latencies(...)")
+        expect(as_int(get_field(got, "n_samples", "LatencyStats"), "n_samples") == n,
+               f"n_samples should be {n}")
+        a = np.asarray(samples)
+        want = dict(zip(("p50_ms", "p90_ms", "p95_ms", "p99_ms"), np.percentile(a, [50, 90, 95, 99])))
+        want.update(mean_ms=a.mean(), std_ms=a.std(), min_ms=a.min(), max_ms=a.max(), cv=a.std() / a.mean())
+        for f in FIELDS:
+            e = rel_err(g[f], float(want[f])) if want[f] else abs(g[f])
+            if e > worst:
+                worst, where = e, f"{f} with {n} samples: yours {g[f]:.6g}, numpy {float(want[f]):.6g}"
+    grade.record(worst, message=f"largest error: {where}" if where else "exact")
+
+
+@criterion("p1.known_latency")
+def test_known_latency(grade, learner):
+    work = KnownLatency(seed=random.SystemRandom().randrange(2**32), cold_calls=5)
+    iters = 40 if grade.quick else 80
+    got = learner.call("measure_latency", work, warmup=5, iterations=iters)
+    g = _stats(got, "measure_latency(...)")
+    calls = len(work.observed_ms)
+    expect(calls >= 5 + iters, f"measure_latency called fn {calls} times; expected warmup + iterations = {5 + iters}")
+    truth = summarize(work.observed_ms[-iters:])  # the timed calls are the last `iterations`
+    errs = {"mean": rel_err(g["mean_ms"], truth.mean), "p50": rel_err(g["p50_ms"], truth.median),
+            "p90": rel_err(g["p90_ms"], truth.p90)}
+    worst = max(errs, key=errs.get)
+    grade.record(100 * errs[worst],
+                 message=f"{worst}: yours {g[worst + '_ms' if worst != 'mean' else 'mean_ms']:.3f} ms, "
+                         f"true {getattr(truth, 'median' if worst == 'p50' else worst):.3f} ms",
+                 details={"true_mean_ms": truth.mean, "true_p50_ms": truth.median, "true_p90_ms": truth.p90,
+                          "your_mean_ms": g["mean_ms"], "your_p50_ms": g["p50_ms"], "your_p90_ms": g["p90_ms"],
+                          "calls": calls})
+
+
+@criterion("p1.async_sync")
+def test_async_sync(grade, learner):
+    dev = AsyncDevice(seed=random.SystemRandom().randrange(2**32))
+    iters = 30 if grade.quick else 60
+    got = learner.call("measure_latency", dev.launch, warmup=3, iterations=iters, sync=dev.sync)
+    g = _stats(got, "measure_latency(...)")
+    dev.sync()  # every job finished: each has its true launch-to-done latency
+    truth = summarize(dev.latency_ms[-iters:])
+    errs = {"mean": rel_err(g["mean_ms"], truth.mean), "p50": rel_err(g["p50_ms"], truth.median)}
+    worst = max(errs, key=errs.get)
+    grade.record(100 * errs[worst],
+                 message=f"your p50 {g['p50_ms']:.3f} ms vs true launch-to-done p50 {truth.median:.3f} ms",
+                 details={"true_p50_ms": truth.median, "your_p50_ms": g["p50_ms"], "your_mean_ms": g["mean_ms"]})
+
+
+def _model_call():
+    torch.manual_seed(0)
+    model = small_model()
+    x = torch.randn(1, 3, 32, 32)
+
+    def call():
+        with torch.inference_mode():
+            model(x)
+
+    return call
+
+
+@criterion("p1.p50_agrees")
+def test_p50_agrees(grade, learner, timer):
+    call = _model_call()
+    rounds, iters = (3, 30) if grade.quick else (5, 50)
+    ratios, grader_p50, learner_p50 = [], [], []
+    for _ in range(rounds):  # interleaved: grader, learner, grader, learner, ...
+        t = timer.time(call, repeats=iters, warmup=5)
+        got = learner.call("measure_latency", call, warmup=5, iterations=iters)
+        p50 = as_float(get_field(got, "p50_ms", "LatencyStats"), "p50_ms")
+        expect(p50 > 0, f"p50_ms is {p50}; a real model takes time")
+        grader_p50.append(t.median_ms)
+        learner_p50.append(p50)
+        ratios.append(p50 / t.median_ms)
+    r = summarize(ratios)
+    g_spread = summarize(grader_p50).spread
+    dev = [abs(x - 1) * 100 for x in (r.min, r.max)]
+    grade.record(abs(r.median - 1) * 100, interval=(min(dev), max(dev)), noisy=g_spread > 0.10,
+                 message=f"your p50 {np.median(learner_p50):.3f} ms vs grader {np.median(grader_p50):.3f} ms",
+                 details={"ratios": r.samples, "grader_p50_ms": grader_p50, "your_p50_ms": learner_p50,
+                          "grader_spread": g_spread,
+                          "samples": {"your p50 ms": learner_p50, "grader p50 ms": grader_p50},
+                          "samples_unit": "ms"})
+
+
+@criterion("p1.run_to_run")
+def test_run_to_run(grade, learner, timer):
+    call = _model_call()
+    iters = 40 if grade.quick else 60
+    yours, mine = [], []
+    for _ in range(5):
+        got = learner.call("measure_latency", call, warmup=5, iterations=iters)
+        yours.append(as_float(get_field(got, "p50_ms", "LatencyStats"), "p50_ms"))
+        mine.append(timer.time(call, repeats=iters, warmup=5).median_ms)
+    ys, ms = summarize(yours), summarize(mine)
+    expect(all(y > 0 for y in yours), "p50_ms must be positive")
+    off = abs(ys.median / ms.median - 1)
+    expect(off <= 0.25, f"your p50 ({ys.median:.3f} ms) is {off:.0%} away from the grader's "
+                        f"({ms.median:.3f} ms): the timed region is not one call of fn")
+    cv, gcv = ys.cv * 100, ms.cv * 100
+    grade.record(cv, interval=(max(0.0, cv - gcv), cv + gcv), noisy=gcv > grade.thresholds.pass_,
+                 message=f"p50 over 5 runs: {', '.join(f'{y:.3f}' for y in yours)} ms; grader's own CV "
+                         f"{gcv:.1f}%",
+                 details={"your_p50_ms": yours, "grader_p50_ms": mine, "grader_cv_pct": gcv,
+                          "samples": {"your p50 ms": yours, "grader p50 ms": mine}, "samples_unit": "ms"})

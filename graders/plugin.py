@@ -1,0 +1,266 @@
+"""The pytest plugin that turns a phase's grader tests into graded criteria.
+
+Loaded by the orchestrator (``graders.runner``) as ``-p graders.plugin`` in a child process. It:
+
+* imports the learner's implementation once (``graders.submission``) and hands it to criteria
+  through the ``learner`` fixture;
+* gives each criterion a ``grade`` fixture holding its spec and thresholds for the active profile;
+* turns each test's outcome into a :class:`graders.records.CriterionResult` (learner errors become
+  failed criteria with hints, ``pytest.skip`` becomes a skipped verdict with its reason, anything
+  else is a grader error);
+* streams ``start`` / ``end`` events to a JSON-lines file, so that the parent can enforce time and
+  memory limits and resume after killing a hung or exploding submission.
+
+A criterion is an ordinary test function decorated with :func:`criterion`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from . import harness  # noqa: F401  (binds the grader's clock before learner code is imported)
+from .outcomes import PHASE_DIRS, REPO_ROOT, CriterionSpec, Thresholds, load_outcomes
+from .profiles import PROFILES, detect_profile, fingerprint
+from .records import CriterionResult
+from .submission import Learner, LearnerError, SubmissionError, load_impl
+from .verdicts import judge
+
+__all__ = ["criterion", "Grade"]
+
+
+def criterion(cid: str) -> Callable:
+    """Mark a test function as the grader of criterion ``cid`` (declared in EXPECTED_OUTCOMES.md)."""
+
+    def wrap(fn):
+        fn._lab_criterion = cid
+        return fn
+
+    return wrap
+
+
+class Grade:
+    """What a criterion test records: the grader's own measurement and how to read it."""
+
+    def __init__(self, spec: CriterionSpec, thresholds: Thresholds | None, profile: str, quick: bool,
+                 cuda: bool):
+        self.spec, self.thresholds, self.profile, self.quick, self.cuda = spec, thresholds, profile, quick, cuda
+        self.value: float | None = None
+        self.message = ""
+        self.details: dict[str, Any] = {}
+        self.interval: tuple[float, float] | None = None
+        self.noisy = False
+        self.recorded = False
+        self.forced_fail = False
+
+    def record(self, value: float, *, message: str = "", details: dict | None = None,
+               interval: tuple[float, float] | None = None, noisy: bool = False) -> None:
+        """The measured value in the criterion's unit; thresholds decide the verdict."""
+        self.value = float(value)
+        self.message = message
+        self.details.update(details or {})
+        self.interval, self.noisy, self.recorded = interval, noisy, True
+
+    def fail(self, message: str, *, value: float | None = None, details: dict | None = None) -> None:
+        """Fail regardless of thresholds (for example: correctness gate before a speed measurement)."""
+        self.value = value
+        self.message = message
+        self.details.update(details or {})
+        self.recorded = self.forced_fail = True
+
+
+# ## pytest hooks ----------------------------------------------------------------------------
+
+def pytest_addoption(parser):
+    g = parser.getgroup("inference-lab grading")
+    g.addoption("--lab-phase", type=int, required=True)
+    g.addoption("--lab-impl", default="starter")
+    g.addoption("--lab-root", default=str(REPO_ROOT), help="the copy of the repo holding the learner's code")
+    g.addoption("--lab-profile", default=None)
+    g.addoption("--lab-quick", action="store_true")
+    g.addoption("--lab-task", type=int, default=None)
+    g.addoption("--lab-records", required=True)
+    g.addoption("--lab-done", default="", help="comma-separated criterion ids already graded")
+    g.addoption("--lab-import-failed", default="", help="skip importing; this is why it failed before")
+
+
+class _State:
+    def __init__(self, config):
+        self.config = config
+        self.phase = config.getoption("--lab-phase")
+        self.impl = config.getoption("--lab-impl")
+        self.root = Path(config.getoption("--lab-root"))
+        self.quick = config.getoption("--lab-quick")
+        self.task = config.getoption("--lab-task")
+        self.records = open(config.getoption("--lab-records"), "a", encoding="utf-8")
+        self.done = {c for c in config.getoption("--lab-done").split(",") if c}
+        self.outcomes = load_outcomes(self.phase)
+        self.learner: Learner | None = None
+        self.import_failed = config.getoption("--lab-import-failed")
+        import torch
+
+        harness.pin_threads()
+        self.cuda = bool(torch.cuda.is_available())
+        self.fingerprint = fingerprint()
+        self.fingerprint["cuda_available"] = self.cuda
+        self.fingerprint["threads"] = torch.get_num_threads()
+        prof = config.getoption("--lab-profile") or detect_profile(self.fingerprint, self.cuda)
+        if prof not in PROFILES:
+            raise pytest.UsageError(f"unknown profile {prof!r}; profiles are {PROFILES}")
+        self.profile = prof
+        self.emit("session", profile=prof, fingerprint=self.fingerprint, pid=os.getpid())
+
+    def emit(self, event: str, **kw) -> None:
+        kw.update(event=event, t=time.time())
+        self.records.write(json.dumps(kw, default=str) + "\n")
+        self.records.flush()
+
+
+_STATE: _State | None = None
+
+
+def pytest_configure(config):
+    global _STATE
+    _STATE = _State(config)
+    config.addinivalue_line("markers", "criterion: a graded criterion")
+
+
+def _cap(limit: float, env: str) -> float:
+    """A limit from EXPECTED_OUTCOMES.md, lowered (never raised) by an environment variable."""
+    try:
+        return min(limit, float(os.environ[env]))
+    except (KeyError, ValueError):
+        return limit
+
+
+def _cid(item) -> str | None:
+    return getattr(getattr(item, "function", None), "_lab_criterion", None)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    st = _STATE
+    keep, drop = [], []
+    for item in items:
+        cid = _cid(item)
+        spec = st.outcomes.criteria.get(cid) if cid else None
+        if cid is None or cid in st.done or (spec and st.task is not None and spec.task != st.task):
+            drop.append(item)
+        elif spec is None:
+            st.emit("grader_error", message=f"{item.nodeid}: criterion {cid!r} is not declared in "
+                                            f"{st.outcomes.path.name}")
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+    items[:] = keep
+
+
+def pytest_collection_finish(session):
+    st = _STATE
+    if st.import_failed:
+        st.learner = Learner(None, st.import_failed)
+        return
+    st.emit("import_start")
+    try:
+        st.learner = Learner(load_impl(PHASE_DIRS[st.phase], st.impl, st.root))
+        st.emit("import_end", error=None)
+    except LearnerError as e:
+        st.learner = Learner(None, str(e))
+        st.emit("import_end", error=str(e))
+
+
+@pytest.fixture(scope="session")
+def learner() -> Learner:
+    """The learner's implementation package (``phaseN_x.<impl>``), wrapped by :class:`Learner`."""
+    return _STATE.learner
+
+
+@pytest.fixture
+def grade(request) -> Grade:
+    return request.node._lab_grade
+
+
+@pytest.fixture
+def timer(benchmark) -> harness.GraderTimer:
+    """The grader's timer; its first measurement in a criterion goes through pytest-benchmark."""
+    return harness.GraderTimer(benchmark)
+
+
+@pytest.fixture(scope="session")
+def quick() -> bool:
+    return _STATE.quick
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    st = _STATE
+    cid = _cid(item)
+    spec = st.outcomes.criteria[cid]
+    th = spec.thresholds_for(st.profile)
+    item._lab_grade = Grade(spec, th, st.profile, st.quick, st.cuda)
+    item._lab_t0 = time.time()
+    st.emit("start", id=cid, time_limit_s=_cap(spec.time_limit_s, "INFERENCE_LAB_TIME_LIMIT_S"),
+            memory_limit_mb=_cap(spec.memory_limit_mb, "INFERENCE_LAB_MEMORY_LIMIT_MB"))
+    if spec.gpu and not st.cuda:
+        pytest.skip("needs an NVIDIA GPU (torch.cuda.is_available() is False)")
+    if th is None:
+        pytest.skip(f"no threshold for profile {st.profile!r} in EXPECTED_OUTCOMES.md")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    cid = _cid(item)
+    if cid is None or getattr(item, "_lab_reported", False):
+        return
+    if rep.when == "call" or (rep.when == "setup" and not rep.passed):
+        item._lab_reported = True
+        res = _result(item._lab_grade, call.excinfo, time.time() - item._lab_t0)
+        _STATE.emit("end", id=cid, result=res.to_dict())
+
+
+def _fmt(v: float | None) -> str:
+    return "none" if v is None else f"{v:.4g}"
+
+
+def _result(g: Grade, excinfo, duration: float) -> CriterionResult:
+    s, th = g.spec, g.thresholds
+    hint = f"{s.hint} (guide: {s.guide})"
+    kw = dict(id=s.id, title=s.title, phase=s.phase, task=s.task, guide=s.guide, metric=s.metric,
+              unit=s.unit, better=s.better, required=s.required, gpu=s.gpu, hint=hint,
+              max_points=s.points, threshold_pass=th.pass_ if th else None,
+              threshold_full=th.full if th else None, duration_s=round(duration, 3), details=g.details)
+    exc = excinfo.value if excinfo is not None else None
+    if exc is not None and excinfo.errisinstance(pytest.skip.Exception):
+        return CriterionResult(verdict="skipped", points=0.0, message=str(getattr(exc, "msg", exc)),
+                               **{**kw, "max_points": 0.0, "hint": ""})
+    if isinstance(exc, SubmissionError):
+        return CriterionResult(verdict="fail", points=0.0, value=g.value, message=str(exc), **kw)
+    if exc is not None:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-6:])
+        kw["details"] = {**g.details, "traceback": tb}
+        return CriterionResult(verdict="error", points=0.0, hint="",
+                               message=f"grader error: {type(exc).__name__}: {exc}"[:600],
+                               **{k: v for k, v in kw.items() if k != "hint"})
+    if not g.recorded:
+        return CriterionResult(verdict="error", points=0.0, message="grader error: the criterion recorded nothing",
+                               **{k: v for k, v in kw.items() if k != "hint"}, hint="")
+    if g.forced_fail:
+        return CriterionResult(verdict="fail", points=0.0, value=g.value, message=g.message, **kw)
+    v = judge(g.value, th.pass_, th.full, s.better, s.points, interval=g.interval, noisy=g.noisy)
+    message = g.message
+    sign = ">=" if s.better == "higher" else "<="
+    if v.verdict == "fail":
+        message = (f"{s.metric} = {_fmt(g.value)}{s.unit}; needs {sign} {th.pass_:g}{s.unit}. "
+                   + message).strip()
+    elif v.note:
+        message = f"{v.note}. {message}".strip()
+    return CriterionResult(verdict=v.verdict, points=v.points, value=g.value, message=message,
+                           **{**kw, "hint": hint if v.verdict != "pass" or v.points < s.points else ""})

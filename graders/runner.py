@@ -1,0 +1,251 @@
+"""Run one phase's grader in a child process, enforce limits, and survive anything a submission does.
+
+The child is ``python -m pytest graders/phaseN -p graders.plugin ...``; it streams start/end events
+to ``records.jsonl``. The parent (this module) watches it:
+
+* a criterion running past its ``time_limit_s`` (hang, deadlock, infinite loop) gets the child's
+  whole process group killed and a failed verdict that says so;
+* a child whose resident memory passes the criterion's ``memory_limit_mb`` is killed the same way;
+* a child that crashes (segfault, ``os._exit``) fails the criterion that was running;
+* then a fresh child resumes with the criteria not yet graded.
+
+The grader itself failing (thresholds unreadable, collection error, a criterion the tests do not
+implement) is reported as ``grader_errors`` and exit code 2.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .outcomes import REPO_ROOT, OutcomesError, load_outcomes
+from .profiles import fingerprint as machine_fingerprint
+from .records import CriterionResult, GradeRun
+
+__all__ = ["grade_phase", "IMPORT_LIMIT_S"]
+
+IMPORT_LIMIT_S = 120.0
+_POLL_S = 0.1
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        import psutil
+
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+        total = 0
+        for p in procs:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+    except Exception:
+        return 0
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def _failed(spec, message: str, duration: float, profile: str) -> CriterionResult:
+    th = spec.thresholds_for(profile)
+    return CriterionResult(
+        id=spec.id, title=spec.title, phase=spec.phase, task=spec.task, guide=spec.guide,
+        metric=spec.metric, unit=spec.unit, better=spec.better, verdict="fail", points=0.0,
+        max_points=spec.points, required=spec.required, gpu=spec.gpu, message=message,
+        hint=f"{spec.hint} (guide: {spec.guide})", duration_s=round(duration, 3),
+        threshold_pass=th.pass_ if th else None, threshold_full=th.full if th else None)
+
+
+def grade_phase(phase: int, *, impl: str = "starter", submission: Path | None = None,
+                profile: str | None = None, quick: bool = False, task: int | None = None,
+                out: Path, python: str = sys.executable, log=print) -> GradeRun:
+    """Grade one phase; write nothing but the child's raw files into ``out`` (reports are the CLI's)."""
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    t_start = time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(submission).resolve() if submission else REPO_ROOT
+    run = GradeRun(phase=phase, impl=impl, submission=str(root), profile=profile or "?",
+                   fingerprint=machine_fingerprint(), started_at=started, duration_s=0.0,
+                   criteria=[], quick=quick)
+    try:
+        outcomes = load_outcomes(phase)
+    except OutcomesError as e:
+        run.grader_errors.append(str(e))
+        return run
+    wanted = {c.id: c for c in outcomes.for_task(task)}
+    if not wanted:
+        run.grader_errors.append(f"phase {phase} has no criteria for task {task}")
+        return run
+    if submission and not root.is_dir():
+        run.grader_errors.append(f"submission folder {root} does not exist")
+        return run
+
+    records = out / "records.jsonl"
+    records.unlink(missing_ok=True)
+    results: dict[str, CriterionResult] = {}
+    import_failed = ""
+    bench_files: list[Path] = []
+    tests_dir = REPO_ROOT / "graders" / f"phase{phase}"
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
+    env.pop("PYTHONPATH", None)  # the submission must not bring its own graders
+    for attempt in range(len(wanted) + 2):
+        todo = [c for c in wanted if c not in results]
+        if not todo:
+            break
+        bench = out / f"benchmark-{attempt}.json"
+        bench_files.append(bench)
+        cmd = [python, "-m", "pytest", str(tests_dir), "-p", "graders.plugin", "-q", "--no-header",
+               "-p", "no:cacheprovider", "-o", "addopts=--strict-markers", "-o", "console_output_style=classic",
+               f"--rootdir={REPO_ROOT}", f"--lab-phase={phase}", f"--lab-impl={impl}",
+               f"--lab-root={root}", f"--lab-records={records}", f"--benchmark-json={bench}",
+               f"--lab-done={','.join(results)}"]
+        cmd += ["--lab-quick"] if quick else []
+        cmd += [f"--lab-task={task}"] if task is not None else []
+        cmd += [f"--lab-profile={profile}"] if profile else []
+        cmd += [f"--lab-import-failed={import_failed}"] if import_failed else []
+        with open(out / "pytest.log", "a", encoding="utf-8") as logf:
+            logf.write(f"\n=== attempt {attempt}: {' '.join(cmd)}\n")
+            logf.flush()
+            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            killed = _watch(proc, records, wanted, results, run, log)
+        if killed is None and proc.returncode not in (0, 1):
+            # The child ended on its own without finishing a criterion it had started, or never ran.
+            killed = ("crashed", f"the grading process exited with code {proc.returncode}")
+        if killed:
+            kind, why, current = (*killed, None) if len(killed) == 2 else killed
+            current = current or _current(records, results)
+            if current == "__import__":
+                import_failed = f"importing your code did not finish: {why}"
+                continue
+            if current and current in wanted:
+                spec = wanted[current]
+                results[current] = _failed(spec, why, time.time() - t_start, run.profile)
+                log(f"  {current}: {why}")
+                continue
+            if not any(c in results for c in todo):
+                tail = (out / "pytest.log").read_text(encoding="utf-8", errors="replace")[-3000:]
+                run.grader_errors.append(f"the grading process failed before grading anything "
+                                         f"({why}); end of {out / 'pytest.log'}:\n{tail}")
+                break
+        elif not any(c in results for c in todo):
+            break  # nothing new graded and nothing running: stop resuming
+    for cid, spec in wanted.items():
+        if cid not in results and not run.grader_errors:
+            run.grader_errors.append(f"criterion {cid} was not graded: no test in {tests_dir} "
+                                     f"implements it, or it was deselected")
+    run.criteria = [results[c] for c in wanted if c in results]
+    run.duration_s = round(time.time() - t_start, 2)
+    run.benchmark_json = _merge_benchmarks(bench_files, out / "benchmark.json")
+    return run
+
+
+def _current(records: Path, results: dict) -> str | None:
+    """The criterion (or ``__import__``) the child had started and not finished."""
+    current = None
+    for ev in _events(records):
+        if ev["event"] == "start":
+            current = ev["id"]
+        elif ev["event"] == "end":
+            current = None
+        elif ev["event"] == "import_start":
+            current = "__import__"
+        elif ev["event"] == "import_end":
+            current = None
+    return current
+
+
+def _events(records: Path):
+    if not records.exists():
+        return
+    with open(records, encoding="utf-8") as f:
+        for line in f:
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill
+
+
+def _watch(proc, records: Path, wanted, results, run: GradeRun, log):
+    """Follow the child's events until it exits; kill it on a time or memory limit.
+
+    Returns None when the child exited by itself, or (kind, message, criterion) when it was killed.
+    """
+    pos = 0
+    current, deadline, mem_limit, ev_limit = None, None, None, 0.0
+    while True:
+        if records.exists():
+            with open(records, encoding="utf-8") as f:
+                f.seek(pos)
+                chunk = f.read()
+            complete = chunk[: chunk.rfind("\n") + 1]
+            pos += len(complete.encode("utf-8"))
+            for line in complete.splitlines():
+                try:
+                    ev = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                kind = ev["event"]
+                if kind == "session":
+                    run.profile = ev["profile"]
+                    run.fingerprint = ev["fingerprint"]
+                elif kind == "import_start":
+                    current, deadline, mem_limit = "__import__", time.time() + IMPORT_LIMIT_S, 8192
+                elif kind == "import_end":
+                    current = deadline = None
+                elif kind == "start":
+                    current, ev_limit = ev["id"], ev["time_limit_s"]
+                    deadline = time.time() + ev_limit
+                    mem_limit = ev["memory_limit_mb"]
+                elif kind == "end":
+                    res = CriterionResult.from_dict(ev["result"])
+                    if res.id in wanted:
+                        results[res.id] = res
+                        log(f"  {res.id:<28} {res.verdict.upper():<12} {res.points:g}/{res.max_points:g}")
+                    current = deadline = None
+                elif kind == "grader_error":
+                    run.grader_errors.append(ev["message"])
+        if proc.poll() is not None:
+            return None
+        if deadline is not None and time.time() > deadline:
+            _kill(proc)
+            what = "importing your code" if current == "__import__" else current
+            limit = IMPORT_LIMIT_S if current == "__import__" else ev_limit
+            return ("timeout", f"timed out: {what} ran past its limit of {limit:g} s and was stopped "
+                               f"(an infinite loop, a deadlock, or far too slow)", current)
+        if mem_limit is not None and _rss_bytes(proc.pid) > mem_limit * 2**20:
+            _kill(proc)
+            return ("memory", f"used more than {mem_limit} MiB of memory and was stopped", current)
+        time.sleep(_POLL_S)
+
+
+def _merge_benchmarks(files: list[Path], dest: Path) -> str | None:
+    merged = None
+    for f in files:
+        if not f.exists():
+            continue
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        if merged is None:
+            merged = data
+        else:
+            merged.setdefault("benchmarks", []).extend(data.get("benchmarks", []))
+        f.unlink()
+    if merged is None:
+        return None
+    dest.write_text(json.dumps(merged, indent=1), encoding="utf-8")
+    return str(dest)
