@@ -175,6 +175,16 @@ def pytest_collection_finish(session):
         st.emit("import_end", error=str(e))
 
 
+def pytest_sessionfinish(session):
+    """Record which phase modules were imported (tests prove the reference never is, unless graded)."""
+    import sys
+
+    st = _STATE
+    if st is not None:
+        pkg = PHASE_DIRS[st.phase]
+        st.emit("session_end", modules=sorted(m for m in sys.modules if m == pkg or m.startswith(pkg + ".")))
+
+
 @pytest.fixture(scope="session")
 def learner() -> Learner:
     """The learner's implementation package (``phaseN_x.<impl>``), wrapped by :class:`Learner`."""

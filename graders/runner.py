@@ -227,7 +227,7 @@ def _watch(proc, records: Path, wanted, results, run: GradeRun, log):
                                f"(an infinite loop, a deadlock, or far too slow)", current)
         if mem_limit is not None and _rss_bytes(proc.pid) > mem_limit * 2**20:
             _kill(proc)
-            return ("memory", f"used more than {mem_limit} MiB of memory and was stopped", current)
+            return ("memory", f"used more than {mem_limit:g} MiB of memory and was stopped", current)
         time.sleep(_POLL_S)
 
 

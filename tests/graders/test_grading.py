@@ -1,0 +1,106 @@
+"""The grader end to end: the reference passes, stubs fail cleanly, broken code never crashes it."""
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from gradelib import ROOT, make_submission, run_grade
+
+pytestmark = [pytest.mark.grading, pytest.mark.slow]
+TIMED = {"p1.p50_agrees", "p1.run_to_run", "p1.throughput_agrees", "p1.device_rows"}
+needs_reference = pytest.mark.skipif(not (ROOT / "phase1_basics" / "reference").is_dir(),
+                                     reason="no reference solution in this copy (learner release)")
+
+
+@needs_reference
+def test_reference_passes_phase1(tmp_path):
+    g = run_grade(tmp_path / "ref", "--phase", "1", "--impl", "reference", "--quick")
+    assert "Traceback" not in g.stdout
+    for cid, verdict in g.verdicts.items():
+        allowed = {"pass", "skipped"} | ({"inconclusive"} if cid in TIMED else set())
+        assert verdict in allowed, f"{cid}: {verdict}: {g.criterion(cid)['message']}"
+    assert g.code == (0 if "inconclusive" not in g.verdicts.values() else 1)
+    for f in ("results.json", "gradescope_results.json", "report.md", "benchmark.json"):
+        assert (g.out / f).is_file(), f
+    bench = json.loads((g.out / "benchmark.json").read_text())
+    assert len(bench["benchmarks"]) >= 3  # timed criteria went through pytest-benchmark
+    gs = json.loads((g.out / "gradescope_results.json").read_text())
+    assert gs["score"] == pytest.approx(sum(t["score"] for t in gs["tests"]))
+
+
+def test_untouched_stubs_score_zero_with_a_hint_each(tmp_path):
+    g = run_grade(tmp_path / "stubs", "--phase", "1", "--quick")
+    assert g.code == 1
+    assert "Traceback" not in g.stdout
+    assert g.results["points"] == 0
+    for c in g.results["criteria"]:
+        if c["verdict"] == "skipped":
+            assert "NVIDIA GPU" in c["message"]
+            continue
+        assert c["verdict"] == "fail", c
+        assert "not implemented yet: Task 1." in c["message"]
+        assert "IMPLEMENTATION_GUIDE.md#task-1" in c["hint"]
+    imported = [e for e in g.events() if e["event"] == "session_end"][-1]["modules"]
+    assert imported and not any(".reference" in m for m in imported), imported
+
+
+BROKEN = {
+    "latency.py": textwrap.dedent('''
+        def summarize_latencies(samples_ms):
+            return "fast"
+
+        def measure_latency(fn, *, warmup=10, iterations=100, sync=None):
+            nan = float("nan")
+            return LatencyStats(nan, nan, nan, nan, nan, nan, nan, nan, nan, 0, [])
+        '''),
+    "memory.py": textwrap.dedent('''
+        def parameter_bytes(model):
+            import os
+            os._exit(3)  # the process dies
+
+        def peak_memory_during(fn, *, device="cpu", interval_s=0.0005):
+            import numpy as np
+            hog = [np.ones(2**27) for _ in range(64)]  # 64 GiB if nothing stops it
+            return hog
+        '''),
+    "throughput.py": textwrap.dedent('''
+        def measure_throughput(predictor, make_batch, batch_sizes, *, warmup=3, iterations=20, sync=None):
+            while True:
+                pass
+        '''),
+}
+
+
+def test_broken_submission_is_graded_not_crashed(tmp_path):
+    sub = make_submission(tmp_path, BROKEN)
+    g = run_grade(tmp_path / "broken", "--phase", "1", "--quick", "--submission", str(sub),
+                  env={"INFERENCE_LAB_TIME_LIMIT_S": "20", "INFERENCE_LAB_MEMORY_LIMIT_MB": "2000"})
+    assert g.code == 1, g.stdout[-3000:]
+    assert "Traceback" not in g.stdout
+    v = g.verdicts
+    assert "error" not in v.values(), g.stdout[-3000:]
+    msg = {c["id"]: c["message"] for c in g.results["criteria"]}
+    assert v["p1.stats_exact"] == "fail" and "has no field" in msg["p1.stats_exact"]
+    assert v["p1.known_latency"] == "fail" and "nan" in msg["p1.known_latency"].lower()
+    assert v["p1.param_bytes"] == "fail" and "exited with code 3" in msg["p1.param_bytes"]
+    assert v["p1.peak_memory"] == "fail" and "2000 MiB" in msg["p1.peak_memory"]
+    assert v["p1.throughput_agrees"] == "fail" and "timed out" in msg["p1.throughput_agrees"]
+    assert v["p1.formats_agree"] == "fail" and "not implemented" in msg["p1.formats_agree"]
+    assert g.results["submission"] == str(sub.resolve())
+
+
+def test_submission_that_cannot_be_imported(tmp_path):
+    sub = make_submission(tmp_path, {"loading.py": "def broken(:\n    pass\n"})
+    g = run_grade(tmp_path / "syntax", "--phase", "1", "--quick", "--task", "2", "--submission", str(sub))
+    assert g.code == 1 and "Traceback" not in g.stdout
+    for c in g.results["criteria"]:
+        assert c["verdict"] == "fail"
+        assert "SyntaxError" in c["message"] and "loading.py" in c["message"]
+
+
+def test_missing_submission_is_a_grader_error(tmp_path):
+    g = run_grade(tmp_path / "none", "--phase", "1", "--submission", str(tmp_path / "nope"))
+    assert g.code == 2
+    assert "does not exist" in g.stdout

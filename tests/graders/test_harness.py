@@ -1,0 +1,54 @@
+"""The grader's measurement tools: statistics exact, timing honest, paired ratios steady."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from graders.harness import MIN_SAMPLES, paired_ratio, percentile_label, summarize, time_callable
+from graders.phase1.workloads import AsyncDevice, busy_wait_ms
+
+
+def test_summary_matches_numpy():
+    a = np.random.default_rng(0).lognormal(size=501)
+    s = summarize(a)
+    assert s.median == pytest.approx(np.median(a))
+    assert s.p99 == pytest.approx(np.percentile(a, 99))
+    assert s.std == pytest.approx(a.std())
+    assert s.spread == pytest.approx((np.percentile(a, 75) - np.percentile(a, 25)) / np.median(a))
+
+
+def test_percentiles_are_labelled_estimates_below_loadgen_minimums():
+    assert MIN_SAMPLES == {90: 64, 95: 130, 99: 662}
+    assert percentile_label(99, 661) == "p99 (estimate, 661 < 662 samples)"
+    assert percentile_label(99, 662) == "p99"
+    assert summarize(range(100)).is_estimate(95) and not summarize(range(100)).is_estimate(90)
+
+
+def test_empty_samples_refused():
+    with pytest.raises(ValueError):
+        summarize([])
+
+
+def test_time_callable_includes_sync_in_the_timed_region():
+    dev = AsyncDevice(seed=0)
+    with_sync = time_callable(dev.launch, repeats=10, warmup=1, sync=dev.sync)
+    without = time_callable(dev.launch, repeats=10, warmup=1)
+    dev.sync()
+    assert with_sync.median_ms > 1.5  # jobs take 2-3 ms
+    assert without.median_ms < 0.5  # only the launch was timed
+
+
+def test_paired_ratio_sees_a_twice_faster_candidate():
+    r = paired_ratio(lambda: busy_wait_ms(2.0), lambda: busy_wait_ms(1.0), make_inputs=tuple,
+                     pairs=15, warmup=2)
+    assert 1.6 < r.median < 2.4
+    assert r.attempts >= 1 and len(r.ratios.samples) == 15
+    assert set(r.details()) >= {"median_ratio", "ratio_q1", "ratio_q3", "pairs", "attempts"}
+
+
+def test_paired_ratio_gives_fresh_inputs_each_pair():
+    seen = []
+    paired_ratio(lambda x: seen.append(x), lambda x: seen.append(x),
+                 make_inputs=lambda: (np.random.rand(),), pairs=5, warmup=1)
+    assert seen[0::2] == seen[1::2]  # A and B of a pair get the same input
+    assert len(set(seen)) == len(seen) // 2  # and every pair a fresh one
