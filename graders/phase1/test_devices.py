@@ -20,7 +20,7 @@ def _rows(learner, build, make_input):
 def _grader_p50(device: str, timer) -> list[float]:
     torch.manual_seed(0)
     model = small_model().to(device)
-    x = torch.randn(1, 3, 32, 32, device=device)
+    x = torch.randn(1, 3, 64, 64, device=device)
 
     def call():
         with torch.inference_mode():
@@ -36,7 +36,7 @@ def _build():
 
 
 def _make_input(bs: int) -> torch.Tensor:
-    return torch.randn(bs, 3, 32, 32)
+    return torch.randn(bs, 3, 64, 64)
 
 
 @criterion("p1.device_rows")

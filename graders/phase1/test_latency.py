@@ -74,9 +74,10 @@ def test_async_sync(grade, learner):
 
 
 def _model_call():
+    """A real model call of a few ms (64x64 input): long enough that per-call overheads don't matter."""
     torch.manual_seed(0)
     model = small_model()
-    x = torch.randn(1, 3, 32, 32)
+    x = torch.randn(1, 3, 64, 64)
 
     def call():
         with torch.inference_mode():
@@ -101,7 +102,8 @@ def test_p50_agrees(grade, learner, timer):
     r = summarize(ratios)
     g_spread = summarize(grader_p50).spread
     dev = [abs(x - 1) * 100 for x in (r.min, r.max)]
-    grade.record(abs(r.median - 1) * 100, interval=(min(dev), max(dev)), noisy=g_spread > 0.10,
+    lo = 0.0 if r.min <= 1 <= r.max else min(dev)
+    grade.record(abs(r.median - 1) * 100, interval=(lo, max(dev)), noisy=max(g_spread, r.spread) > 0.10,
                  message=f"your p50 {np.median(learner_p50):.3f} ms vs grader {np.median(grader_p50):.3f} ms",
                  details={"ratios": r.samples, "grader_p50_ms": grader_p50, "your_p50_ms": learner_p50,
                           "grader_spread": g_spread,

@@ -1,0 +1,112 @@
+# REFERENCE SOLUTION: excluded from the learner release (make release).
+"""Task 1.4: how much memory a model holds and how much one call needs at its peak.
+
+Guide: IMPLEMENTATION_GUIDE.md#task-14-memory-profiling
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import psutil
+import torch
+
+from .types import MemoryReport
+
+__all__ = ["parameter_bytes", "peak_memory_during"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# ## Task 1.4: memory profiling
+# ---------------------------------------------------------------------------------------------------
+def parameter_bytes(model: torch.nn.Module) -> int:
+    """Bytes held by a model's parameters AND buffers.
+
+    Args:
+        model: any ``torch.nn.Module``. Buffers count too (batch norm's running mean and variance,
+            ``num_batches_tracked``); a tensor shared by two layers counts once.
+
+    Returns:
+        ``sum(t.numel() * t.element_size())`` over parameters and buffers, in bytes (int).
+
+    Tolerance the grader applies (p1.param_bytes): exact (0 bytes off), on a model with float32
+    weights, BatchNorm buffers including an int64 counter, and a float16 buffer.
+
+    Guide: IMPLEMENTATION_GUIDE.md#task-14-memory-profiling
+    """
+    # Step 1: parameters() and buffers() already skip duplicates of a shared tensor.
+    total = 0
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        # Step 2: elements times bytes per element (4 for float32, 2 for float16, 8 for int64).
+        total += tensor.numel() * tensor.element_size()
+    return int(total)
+
+
+def _rss() -> int:
+    return psutil.Process().memory_info().rss
+
+
+def peak_memory_during(fn: Callable[[], object], *, device: str = "cpu",
+                       interval_s: float = 0.0005) -> MemoryReport:
+    """Run ``fn()`` once and report the memory in use before it and at its peak.
+
+    Args:
+        fn: the work to measure, taking no arguments; its return value is kept alive until the last
+            sample has been taken, then dropped.
+        device: "cpu" measures the process's resident set size (RSS, ``psutil``) sampled by a
+            background thread; "cuda" / "cuda:N" measures bytes allocated by tensors through PyTorch's
+            caching allocator (``torch.cuda.max_memory_allocated``).
+        interval_s: seconds between RSS samples on the CPU (float > 0; default 0.5 ms).
+
+    Returns:
+        ``MemoryReport`` in bytes: ``baseline_bytes`` just before ``fn``; ``peak_bytes`` the highest
+        reading (on the CPU: every sample, including one taken right after ``fn`` returns);
+        ``delta_bytes = peak_bytes - baseline_bytes``; ``device`` "cpu" or "cuda".
+
+    Tolerance the grader applies (p1.peak_memory, and p1.cuda_peak_memory on a GPU): ``delta_bytes``
+    within 10 % of a known allocation passes, within 5 % earns full marks; ``delta_bytes`` must equal
+    ``peak_bytes - baseline_bytes``. The grader's allocation is freed before ``fn`` returns.
+
+    Guide: IMPLEMENTATION_GUIDE.md#task-14-memory-profiling
+    """
+    if str(device).startswith("cuda"):
+        # Step 1 (GPU): the allocator keeps its own high-water mark; reset it, run, read it.
+        dev = torch.device(device)
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        baseline = torch.cuda.memory_allocated(dev)
+        result = fn()
+        torch.cuda.synchronize(dev)
+        peak = torch.cuda.max_memory_allocated(dev)
+        del result
+        return MemoryReport(baseline_bytes=int(baseline), peak_bytes=int(peak),
+                            delta_bytes=int(peak - baseline), device="cuda")
+    if str(device) != "cpu":
+        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
+    if interval_s <= 0:
+        raise ValueError(f"interval_s must be > 0, got {interval_s}")
+
+    # Step 1 (CPU): the baseline, then a daemon thread that samples RSS until told to stop.
+    baseline = _rss()
+    samples = [baseline]
+    stop = threading.Event()
+
+    def sampler() -> None:
+        while not stop.is_set():
+            samples.append(_rss())
+            stop.wait(interval_s)
+
+    thread = threading.Thread(target=sampler, name="peak-memory-sampler", daemon=True)
+    thread.start()
+    try:
+        # Step 2: run the work; keep its result alive for the last sample.
+        result = fn()
+        samples.append(_rss())
+    finally:
+        stop.set()
+        thread.join()
+    del result
+    # Step 3: the peak is the highest sample seen.
+    peak = max(samples)
+    return MemoryReport(baseline_bytes=int(baseline), peak_bytes=int(peak),
+                        delta_bytes=int(peak - baseline), device="cpu")

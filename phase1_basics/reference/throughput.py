@@ -1,0 +1,60 @@
+# REFERENCE SOLUTION: excluded from the learner release (make release).
+"""Task 1.3: throughput (samples per second) against batch size.
+
+Guide: IMPLEMENTATION_GUIDE.md#task-13-throughput-against-batch-size
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from .latency import measure_latency
+from .types import ThroughputPoint
+
+__all__ = ["measure_throughput"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# ## Task 1.3: throughput against batch size
+# ---------------------------------------------------------------------------------------------------
+def measure_throughput(predictor: Callable[[torch.Tensor], object], make_batch: Callable[[int], torch.Tensor],
+                       batch_sizes: Sequence[int], *, warmup: int = 3, iterations: int = 20,
+                       sync: Callable[[], None] | None = None) -> list[ThroughputPoint]:
+    """Measure samples per second at each batch size.
+
+    Args:
+        predictor: maps a batch ``[B, C, H, W]`` to outputs (a ``Predictor`` or any callable).
+        make_batch: ``make_batch(b)`` returns a float32 batch ``[b, C, H, W]``; called once per batch
+            size, OUTSIDE the timed region.
+        batch_sizes: the batch sizes to try (ints >= 1), in the order wanted.
+        warmup: untimed calls per batch size (int >= 0).
+        iterations: timed calls per batch size (int >= 1).
+        sync: blocks until the device has finished (``device_sync(device)``); None means no-op.
+
+    Returns:
+        One ``ThroughputPoint`` per batch size, in the order given: ``latency_ms`` the median time of
+        one batch call (ms), ``samples_per_s = batch_size / (latency_ms / 1000)`` (samples/s).
+
+    Raises:
+        ValueError: a batch size below 1.
+
+    Tolerance the grader applies (p1.throughput_agrees): at every batch size your samples/s within
+    20 % of the grader's own measurement of the same predictor (full marks 10 %), and
+    ``samples_per_s * latency_ms / 1000 / batch_size`` within 2 % of 1.
+
+    Guide: IMPLEMENTATION_GUIDE.md#task-13-throughput-against-batch-size
+    """
+    points = []
+    for batch_size in batch_sizes:
+        if int(batch_size) < 1:
+            raise ValueError(f"batch sizes must be >= 1, got {batch_size}")
+        # Step 1: build the batch once, outside the timed region.
+        batch = make_batch(int(batch_size))                  # [B, C, H, W]
+        # Step 2: time the batch call with the Task 1.2 timer; the median is robust to outliers.
+        stats = measure_latency(lambda: predictor(batch), warmup=warmup, iterations=iterations, sync=sync)
+        # Step 3: per-call latency -> samples per second.
+        points.append(ThroughputPoint(batch_size=int(batch_size),
+                                      samples_per_s=batch_size / (stats.p50_ms / 1000.0),
+                                      latency_ms=stats.p50_ms))
+    return points

@@ -1,0 +1,52 @@
+"""Task 1.6: the same model on the CPU and on an NVIDIA GPU, side by side.
+
+Guide: IMPLEMENTATION_GUIDE.md#task-16-cpu-versus-gpu
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .types import DeviceResult
+
+__all__ = ["DEVICES", "compare_devices"]
+
+#: The rows ``compare_devices`` returns, in this order.
+DEVICES = ("cpu", "cuda")
+
+
+# ---------------------------------------------------------------------------------------------------
+# ## Task 1.6: CPU versus GPU
+# ---------------------------------------------------------------------------------------------------
+def compare_devices(build_model: Callable[[], torch.nn.Module], make_input: Callable[[int], torch.Tensor], *,
+                    batch_size: int = 1, warmup: int = 5, iterations: int = 50) -> list[DeviceResult]:
+    """Measure the same model's latency on the CPU and, when there is one, on a CUDA GPU.
+
+    Args:
+        build_model: returns a fresh ``torch.nn.Module`` on the CPU (called once per device).
+        make_input: ``make_input(b)`` returns a float32 CPU batch ``[b, C, H, W]``.
+        batch_size: the batch size for both devices (int >= 1).
+        warmup: untimed calls per device (int >= 0).
+        iterations: timed calls per device (int >= 1).
+
+    Returns:
+        Exactly two ``DeviceResult`` rows, "cpu" then "cuda". A measured row has ``available=True``,
+        ``p50_ms`` from ``measure_latency`` (ms) and ``samples_per_s = batch_size / (p50_ms / 1000)``.
+        Without a GPU the "cuda" row has ``available=False``, ``p50_ms=None``, ``samples_per_s=None``
+        and a ``reason`` such as "no CUDA device (torch.cuda.is_available() is False)".
+
+    Tolerance the grader applies: p1.device_rows, rows ("cpu", "cuda") in that order, a skipped row
+    with ``p50_ms=None`` and a reason, and your CPU p50 within 25 % of the grader's own (full marks
+    10 %); p1.cuda_latency (GPU machines only), your CUDA p50 within 25 % (10 %) of the grader's
+    synchronised measurement.
+
+    Guide: IMPLEMENTATION_GUIDE.md#task-16-cpu-versus-gpu
+    """
+    # Step 1: for device in DEVICES. For "cuda" when torch.cuda.is_available() is False, append
+    #   DeviceResult("cuda", available=False, p50_ms=None, samples_per_s=None, reason="...") and go on.
+    # Step 2: model = build_model().eval().to(device); x = make_input(batch_size).to(device), untimed.
+    # Step 3: stats = measure_latency(<forward under torch.inference_mode()>, warmup=..., iterations=...,
+    #   sync=device_sync(device))   (from .latency import device_sync, measure_latency)
+    # Step 4: DeviceResult(device, True, stats.p50_ms, batch_size / (stats.p50_ms / 1000)).
+    raise NotImplementedError("Task 1.6: see IMPLEMENTATION_GUIDE.md#task-16-cpu-versus-gpu")

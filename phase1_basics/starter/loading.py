@@ -1,0 +1,113 @@
+"""Task 1.1: load a model saved in any common format behind one call, ``predictor(x) -> logits``.
+
+Formats: a torchvision architecture built with ``weights=None``, a ``torch.save``'d state dict, a
+TorchScript archive (``torch.jit.save``), a ``torch.export`` program (``.pt2``) and an ONNX file run by
+ONNX Runtime. Guide: IMPLEMENTATION_GUIDE.md#task-11-load-a-model-in-any-format
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+__all__ = ["KINDS", "Predictor", "load_predictor"]
+
+#: Every value ``load_predictor(kind=...)`` accepts.
+KINDS = ("torchvision", "state_dict", "torchscript", "export", "onnx")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Helper (written in full): one calling convention for every format
+# ---------------------------------------------------------------------------------------------------
+class Predictor:
+    """A loaded model behind one call: ``predictor(x) -> logits``.
+
+    ``fn`` takes a float32 tensor ``[B, C, H, W]`` and returns the logits ``[B, num_classes]`` as a
+    tensor or a numpy array (or a one-element tuple/list of either). The predictor runs ``fn`` under
+    ``torch.inference_mode()`` and always hands back a float32 ``torch.Tensor``.
+
+    For the PyTorch kinds the input is moved to ``device`` first and the output stays there (so time
+    it with ``device_sync(device)``). ONNX Runtime predictors take and return CPU tensors whatever
+    their execution provider: ONNX Runtime copies to and from the GPU itself.
+
+    Attributes:
+        kind: one of ``KINDS`` ("torchvision", "state_dict", "torchscript", "export", "onnx").
+        device: where the computation runs, "cpu" or "cuda".
+        name: a label for reports (the architecture or the file name).
+    """
+
+    def __init__(self, fn: Callable[[torch.Tensor], Any], *, kind: str, device: str = "cpu",
+                 name: str = "") -> None:
+        self.fn = fn
+        self.kind = kind
+        self.device = device
+        self.name = name or kind
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            if self.kind != "onnx":
+                x = x.to(self.device)
+            out = self.fn(x)
+            if isinstance(out, (tuple, list)) and len(out) == 1:
+                out = out[0]
+            if isinstance(out, np.ndarray):
+                out = torch.from_numpy(out)
+            if not isinstance(out, torch.Tensor):
+                raise TypeError(f"{self.kind} predictor returned {type(out).__name__}, not a tensor")
+            return out.float()
+
+    def __repr__(self) -> str:
+        return f"Predictor(kind={self.kind!r}, device={self.device!r}, name={self.name!r})"
+
+
+# ---------------------------------------------------------------------------------------------------
+# ## Task 1.1: load a model in any format
+# ---------------------------------------------------------------------------------------------------
+def load_predictor(source: str | os.PathLike, *, kind: str | None = None, architecture: str | None = None,
+                   num_classes: int = 1000, device: str = "cpu") -> Predictor:
+    """Load a model from any supported format and wrap it as a ``Predictor``.
+
+    Args:
+        source: a torchvision architecture name (``"resnet18"``) for kind "torchvision", else the path
+            of a model file.
+        kind: one of ``KINDS``, or None to detect it from ``source``: a known architecture name ->
+            "torchvision"; ``*.onnx`` -> "onnx"; ``*.pt2`` -> "export"; a zip archive with a TorchScript
+            ``code/`` folder inside -> "torchscript"; any other file -> "state_dict".
+        architecture: the torchvision architecture a "state_dict" file belongs to (required for it).
+        num_classes: output classes for "torchvision" and "state_dict" models (int, default 1000).
+        device: "cpu" or "cuda". ONNX uses the CUDAExecutionProvider only when device is "cuda" and
+            that provider is installed; otherwise the CPUExecutionProvider.
+
+    Returns:
+        A ``Predictor`` whose call maps float32 ``[B, C, H, W]`` to float32 logits ``[B, num_classes]``.
+        PyTorch models are in eval mode (an exported program keeps the mode it was exported in).
+
+    Raises:
+        FileNotFoundError: ``source`` is neither an existing file nor an architecture name (the message
+            names the path).
+        ValueError: an unknown ``kind``, an unknown architecture, or a "state_dict" without
+            ``architecture=``.
+
+    Tolerance the grader applies (p1.formats_agree): max |difference| between your predictor and eager
+    PyTorch on the same input, worst format: <= 1e-4 passes, <= 1e-5 earns full marks. It also checks
+    that kind=None detects "onnx", "export" and "torchscript", and that a torchvision predictor is in
+    eval mode (a sample's output does not depend on the rest of its batch).
+
+    Guide: IMPLEMENTATION_GUIDE.md#task-11-load-a-model-in-any-format
+    """
+    # Step 1: decide the kind. kind=None -> detect it: a name in
+    #   torchvision.models.list_models(module=torchvision.models) -> "torchvision"; a suffix of ".onnx"
+    #   -> "onnx"; ".pt2" -> "export"; zipfile.is_zipfile(path) and some archive name containing
+    #   "/code/" -> "torchscript"; any other existing file -> "state_dict".
+    #   Unknown kind -> ValueError; a missing file -> FileNotFoundError naming the path.
+    # Step 2: "onnx": onnxruntime.SessionOptions() with intra_op_num_threads = torch.get_num_threads();
+    #   InferenceSession(path, sess_options=..., providers=[...]); wrap a function that feeds
+    #   {session.get_inputs()[0].name: x.cpu().numpy()} and returns session.run(None, feed)[0].
+    # Step 3: the PyTorch kinds give an nn.Module: torchvision.models.get_model(name, weights=None,
+    #   num_classes=...) (+ load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    #   for "state_dict"), torch.jit.load(path), torch.export.load(path).module().
+    # Step 4: .eval() (not for "export": its mode was fixed at export time), .to(device), and
+    #   return Predictor(module_or_function, kind=kind, device=device, name=...).
+    raise NotImplementedError("Task 1.1: see IMPLEMENTATION_GUIDE.md#task-11-load-a-model-in-any-format")

@@ -1,0 +1,1 @@
+"""Tests of the data and model catalog (``labdata``, in ``datasets/labdata``)."""
