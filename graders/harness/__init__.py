@@ -12,12 +12,12 @@ submission that patches ``time.perf_counter`` cannot change the grader's clock.
 """
 from .paired import PairedResult, paired_ratio
 from .stats import MIN_SAMPLES, Summary, percentile_label, summarize
-from .threads import ort_session_options, pin_threads
+from .threads import ort_session_options, pin_threads, threads
 from .timing import GraderTimer, Timing, cuda_sync, time_callable
 
 __all__ = [
     "MIN_SAMPLES", "Summary", "summarize", "percentile_label",
     "Timing", "time_callable", "cuda_sync", "GraderTimer",
     "PairedResult", "paired_ratio",
-    "pin_threads", "ort_session_options",
+    "pin_threads", "ort_session_options", "threads",
 ]

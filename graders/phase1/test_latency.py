@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..checks import as_float, as_int, expect, get_field, rel_err
-from ..harness import summarize
+from ..harness import summarize, threads, time_callable
 from ..plugin import criterion
 from .workloads import AsyncDevice, KnownLatency, small_model
 
@@ -89,11 +89,12 @@ def _model_call():
 @criterion("p1.p50_agrees")
 def test_p50_agrees(grade, learner, timer):
     call = _model_call()
-    rounds, iters = (3, 30) if grade.quick else (5, 50)
+    rounds, iters = (3, 40) if grade.quick else (5, 60)
     ratios, grader_p50, learner_p50 = [], [], []
     for _ in range(rounds):  # interleaved: grader, learner, grader, learner, ...
-        t = timer.time(call, repeats=iters, warmup=5)
-        got = learner.call("measure_latency", call, warmup=5, iterations=iters)
+        with threads(1):
+            t = timer.time(call, repeats=iters, warmup=5)
+            got = learner.call("measure_latency", call, warmup=5, iterations=iters)
         p50 = as_float(get_field(got, "p50_ms", "LatencyStats"), "p50_ms")
         expect(p50 > 0, f"p50_ms is {p50}; a real model takes time")
         grader_p50.append(t.median_ms)
@@ -113,21 +114,43 @@ def test_p50_agrees(grade, learner, timer):
 
 @criterion("p1.run_to_run")
 def test_run_to_run(grade, learner, timer):
+    """CV of your p50 over 5 runs, with the machine's own drift divided out.
+
+    Each run of yours is paired with a grader run right beside it (order alternating); the CV is
+    taken over the ratios yours/grader's, so a machine that slows down for a second slows both sides
+    of a pair alike and is not held against you. The raw CV of your p50s is reported too.
+    """
     call = _model_call()
-    iters = 40 if grade.quick else 60
+    # Each run lasts about half a second, so that a burst of noise of a tenth of a second (seen on
+    # shared machines) touches fewer than half of a run's samples and cannot move its median.
+    with threads(1):
+        once = time_callable(call, repeats=10, warmup=3).median_ms
+    iters = int(min(1000, max(100, (300 if grade.quick else 500) / once)))
     yours, mine = [], []
-    for _ in range(5):
-        got = learner.call("measure_latency", call, warmup=5, iterations=iters)
-        yours.append(as_float(get_field(got, "p50_ms", "LatencyStats"), "p50_ms"))
-        mine.append(timer.time(call, repeats=iters, warmup=5).median_ms)
-    ys, ms = summarize(yours), summarize(mine)
+    for i in range(5):
+        def learner_run():
+            got = learner.call("measure_latency", call, warmup=5, iterations=iters)
+            yours.append(as_float(get_field(got, "p50_ms", "LatencyStats"), "p50_ms"))
+
+        def grader_run():
+            mine.append(timer.time(call, repeats=iters, warmup=5).median_ms)
+
+        with threads(1):  # one thread: a neighbour stealing a core cannot shift the whole timing
+            for run in ((learner_run, grader_run) if i % 2 == 0 else (grader_run, learner_run)):
+                run()
     expect(all(y > 0 for y in yours), "p50_ms must be positive")
+    ys, ms = summarize(yours), summarize(mine)
     off = abs(ys.median / ms.median - 1)
     expect(off <= 0.25, f"your p50 ({ys.median:.3f} ms) is {off:.0%} away from the grader's "
                         f"({ms.median:.3f} ms): the timed region is not one call of fn")
-    cv, gcv = ys.cv * 100, ms.cv * 100
-    grade.record(cv, interval=(max(0.0, cv - gcv), cv + gcv), noisy=gcv > grade.thresholds.pass_,
-                 message=f"p50 over 5 runs: {', '.join(f'{y:.3f}' for y in yours)} ms; grader's own CV "
-                         f"{gcv:.1f}%",
+    ratios = summarize([y / m for y, m in zip(yours, mine)])
+    cv, gcv = ratios.cv * 100, ms.cv * 100
+    # The grader's own runs vary by gcv: with more than half the pass threshold, the machine itself
+    # is too unsteady to pin a figure this small on you (inconclusive unless clearly decided).
+    grade.record(cv, interval=(max(0.0, cv - 2 * gcv), cv + 2 * gcv), noisy=gcv > grade.thresholds.pass_ / 2,
+                 message=f"CV of your p50 / grader p50 over 5 paired runs: {cv:.2f}% (your raw p50s "
+                         f"{', '.join(f'{y:.3f}' for y in yours)} ms: CV {ys.cv * 100:.1f}%; grader's own "
+                         f"CV {gcv:.1f}%)",
                  details={"your_p50_ms": yours, "grader_p50_ms": mine, "grader_cv_pct": gcv,
+                          "your_raw_cv_pct": ys.cv * 100, "iterations_per_run": iters,
                           "samples": {"your p50 ms": yours, "grader p50 ms": mine}, "samples_unit": "ms"})
