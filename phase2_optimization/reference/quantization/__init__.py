@@ -1,0 +1,3 @@
+# REFERENCE SOLUTION: excluded from the learner release (make release).
+"""Phase 2 quantization (placeholder until its tasks land)."""
+__all__: list[str] = []
