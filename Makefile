@@ -6,6 +6,8 @@
 #   make grade PHASE=2 SUBMISSION=path      grade another copy of the repo (an instructor's view)
 #   make grade PHASE=1 IMPL=reference       prove the thresholds reachable (instructors, CI)
 #   make test                               the test suite (CI runs this)
+#   make gradebook PHASE=1 SUBMISSIONS=dir  grade every learner copy in dir into a gradebook.csv
+#   make stability PHASE=1 TIMES=5          grade the reference 5 times: are the verdicts steady?
 #   make release DEST=path                  write the learner copy, without reference solutions
 
 PYTHON ?= python3
@@ -29,10 +31,13 @@ GRADE_ARGS := --phase $(PHASE) --impl $(IMPL) \
 	$(if $(TASK),--task $(TASK)) \
 	$(if $(OUT),--out $(OUT))
 
-.PHONY: setup grade test test-fast data models release fingerprint clean help
+TIMES      ?= 5
+SUBMISSIONS ?=
+
+.PHONY: setup grade gradebook stability test test-fast data models release fingerprint clean help
 
 help:
-	@sed -n '2,12p' Makefile
+	@sed -n '2,14p' Makefile
 
 setup: $(STAMP)
 
@@ -45,6 +50,15 @@ $(STAMP): pyproject.toml
 
 grade: $(STAMP)
 	$(PY) -m graders grade $(GRADE_ARGS)
+
+gradebook: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make gradebook PHASE=1 SUBMISSIONS=path/to/folder"; exit 2; }
+	$(PY) -m graders batch --phase $(PHASE) --submissions $(SUBMISSIONS) $(if $(OUT),--out $(OUT)) \
+		$(if $(filter 1 yes true,$(QUICK)),--quick) $(if $(TASK),--task $(TASK))
+
+stability: $(STAMP)
+	$(PY) -m graders stability --phase $(PHASE) --impl $(if $(filter starter,$(IMPL)),starter,reference) --times $(TIMES) \
+		$(if $(filter 1 yes true,$(QUICK)),--quick) $(if $(PROFILE),--profile $(PROFILE))
 
 data: $(STAMP)
 	$(PY) -m labdata.generate

@@ -3,6 +3,8 @@
     python -m graders grade --phase 1 [--impl starter|reference] [--submission DIR]
                             [--profile cpu|cpu-vnni|cuda] [--quick] [--task N] [--out DIR]
     python -m graders release --dest DIR
+    python -m graders batch --phase 1 --submissions DIR [--out DIR] [--quick]
+    python -m graders stability --phase 1 [--times 5] [--impl reference] [--quick]
     python -m graders fingerprint
 
 Exit codes of ``grade``: 0 every required criterion passed, 1 some failed or stayed inconclusive,
@@ -48,6 +50,39 @@ def _grade(args) -> int:
     return run.exit_code
 
 
+def _stability(args) -> int:
+    """Grade the same code N times in a row; exit 0 only when every run gives the same verdicts."""
+    from .runner import grade_phase
+
+    runs = []
+    for i in range(args.times):
+        out = REPO_ROOT / "grades" / f"stability-phase{args.phase}-{args.impl}" / f"run{i + 1}"
+        run = grade_phase(args.phase, impl=args.impl, quick=args.quick, profile=args.profile, out=out,
+                          log=lambda s: None)
+        runs.append(run)
+        print(f"run {i + 1}/{args.times}: {run.points:g}/{run.max_points:g} points, exit {run.exit_code}", flush=True)
+    ids = [c.id for c in runs[0].criteria]
+    print(f"\n{'criterion':<24}" + "".join(f"{'run ' + str(i + 1):>14}" for i in range(len(runs))))
+    same = True
+    for cid in ids:
+        cells = [next((f"{c.verdict} {c.points:g}" for c in r.criteria if c.id == cid), "missing") for r in runs]
+        verdicts = {cell.split()[0] for cell in cells}
+        same &= len(verdicts) == 1
+        print(f"{cid:<24}" + "".join(f"{cell:>14}" for cell in cells) + ("" if len(verdicts) == 1 else "   <- differs"))
+    print("\nsame verdicts in every run" if same else "\nverdicts differ between runs")
+    return 0 if same else 1
+
+
+def _batch(args) -> int:
+    from .gradebook import grade_folder
+
+    out = Path(args.out) if args.out else REPO_ROOT / "gradebook" / f"phase{args.phase}"
+    book = grade_folder(Path(args.submissions), args.phase, out, quick=args.quick, task=args.task,
+                        profile=args.profile)
+    print(f"Gradebook: {book} (reports per submission beside it)")
+    return 0
+
+
 def _release(args) -> int:
     from .release import write_release
 
@@ -70,6 +105,19 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--out", default=None, help="where reports go (default grades/phaseN-IMPL-...)")
     r = sub.add_parser("release", help="write the learner copy (no reference solutions)")
     r.add_argument("--dest", required=True)
+    b = sub.add_parser("batch", help="grade every submission in a folder into a gradebook")
+    b.add_argument("--phase", type=int, required=True, choices=sorted(PHASE_DIRS))
+    b.add_argument("--submissions", required=True, help="a folder whose sub-folders are learners' copies")
+    b.add_argument("--out", default=None, help="default gradebook/phaseN/")
+    b.add_argument("--quick", action="store_true")
+    b.add_argument("--task", type=int, default=None)
+    b.add_argument("--profile", default=None, choices=PROFILES)
+    st = sub.add_parser("stability", help="grade N times in a row and compare the verdicts")
+    st.add_argument("--phase", type=int, required=True, choices=sorted(PHASE_DIRS))
+    st.add_argument("--impl", default="reference", choices=("starter", "reference"))
+    st.add_argument("--times", type=int, default=5)
+    st.add_argument("--quick", action="store_true")
+    st.add_argument("--profile", default=None, choices=PROFILES)
     sub.add_parser("fingerprint", help="print this machine's fingerprint")
     args = p.parse_args(argv)
     try:
@@ -77,8 +125,12 @@ def main(argv: list[str] | None = None) -> int:
             return _grade(args)
         if args.cmd == "release":
             return _release(args)
+        if args.cmd == "batch":
+            return _batch(args)
+        if args.cmd == "stability":
+            return _stability(args)
         print(json.dumps(fingerprint(), indent=2))
         return 0
-    except (FileExistsError, ValueError, RuntimeError, OSError) as e:
+    except (FileExistsError, FileNotFoundError, ValueError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -104,3 +104,34 @@ def test_missing_submission_is_a_grader_error(tmp_path):
     g = run_grade(tmp_path / "none", "--phase", "1", "--submission", str(tmp_path / "nope"))
     assert g.code == 2
     assert "does not exist" in g.stdout
+
+
+def test_gradebook_grades_every_submission_in_a_folder(tmp_path):
+    import csv
+    import shutil
+    import subprocess
+    import sys
+
+    folder = tmp_path / "class"
+    alice = make_submission(tmp_path / "a", {"latency.py": textwrap.dedent('''
+        import numpy as _np
+
+        def summarize_latencies(samples_ms):
+            a = _np.asarray(samples_ms, dtype=float)
+            p50, p90, p95, p99 = _np.percentile(a, [50, 90, 95, 99])
+            return LatencyStats(a.mean(), a.std(), p50, p90, p95, p99, a.min(), a.max(), a.std() / a.mean(),
+                                len(a), list(a))
+        ''')})
+    bob = make_submission(tmp_path / "b", {})
+    folder.mkdir()
+    shutil.move(str(alice), folder / "alice")
+    shutil.move(str(bob), folder / "bob")
+    (folder / "notes.txt").write_text("not a submission")
+    p = subprocess.run([sys.executable, "-m", "graders", "batch", "--phase", "1", "--quick", "--task", "2",
+                        "--submissions", str(folder), "--out", str(tmp_path / "book")], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    rows = {r["submission"]: r for r in csv.DictReader(open(tmp_path / "book" / "gradebook.csv"))}
+    assert set(rows) == {"alice", "bob"}
+    assert float(rows["alice"]["p1.stats_exact"]) == 10 and float(rows["bob"]["points"]) == 0
+    assert (tmp_path / "book" / "alice" / "report.md").is_file()
