@@ -100,7 +100,8 @@ def grade_phase(phase: int, *, impl: str = "starter", submission: Path | None = 
     tests_dir = REPO_ROOT / "graders" / f"phase{phase}"
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
     env.setdefault("KINETO_LOG_LEVEL", "6")  # torch.profiler's C++ side: quiet
-    env.pop("PYTHONPATH", None)  # the submission must not bring its own graders
+    # The child runs with cwd = this copy's root, and `python -m` puts the cwd first on sys.path, so
+    # `graders` always resolves to this copy even when PYTHONPATH names another one.
     for attempt in range(len(wanted) + 2):
         todo = [c for c in wanted if c not in results]
         if not todo:
