@@ -10,6 +10,7 @@ Every number that decides a grade is measured here, never taken from the learner
 The timer is captured when this package is imported, before any learner module is, so a
 submission that patches ``time.perf_counter`` cannot change the grader's clock.
 """
+from .load import LoadRun, UnbatchedServer, closed_loop, max_overlap, poisson
 from .paired import PairedResult, paired_ratio
 from .stats import MIN_SAMPLES, Summary, percentile_label, summarize
 from .threads import ort_session_options, pin_threads, threads
@@ -20,4 +21,5 @@ __all__ = [
     "Timing", "time_callable", "cuda_sync", "GraderTimer",
     "PairedResult", "paired_ratio",
     "pin_threads", "ort_session_options", "threads",
+    "LoadRun", "closed_loop", "poisson", "UnbatchedServer", "max_overlap",
 ]
