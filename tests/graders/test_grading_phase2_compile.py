@@ -59,7 +59,7 @@ def test_untouched_stubs_score_zero_with_a_hint_each(tmp_path, task):
         assert c["verdict"] == "fail", c
         assert f"not implemented yet: Task 2.{task}" in c["message"]
         assert "COMPILATION_GUIDE.md#task-2" in c["hint"]
-    assert g.code == (2 if g.results["grader_errors"] else 1)
+    assert g.code == 1
     imported = [e for e in g.events() if e["event"] == "session_end"][-1]["modules"]
     assert imported and not any(".reference" in m for m in imported), imported
 
