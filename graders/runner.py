@@ -100,6 +100,9 @@ def grade_phase(phase: int, *, impl: str = "starter", submission: Path | None = 
     tests_dir = REPO_ROOT / "graders" / f"phase{phase}"
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
     env.setdefault("KINETO_LOG_LEVEL", "6")  # torch.profiler's C++ side: quiet
+    # Inductor compiles with a worker process per core by default: on a 16-core GPU box that pool
+    # alone passed the 8 GiB memory limit of a criterion. One compile thread keeps grading bounded.
+    env.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
     # The child runs with cwd = this copy's root, and `python -m` puts the cwd first on sys.path, so
     # `graders` always resolves to this copy even when PYTHONPATH names another one.
     for attempt in range(len(wanted) + 2):
