@@ -52,6 +52,7 @@ def _grade(args) -> int:
 
 def _stability(args) -> int:
     """Grade the same code N times in a row; exit 0 only when every run gives the same verdicts."""
+    from .reporting import write_all
     from .runner import grade_phase
 
     runs = []
@@ -59,17 +60,19 @@ def _stability(args) -> int:
         out = REPO_ROOT / "grades" / f"stability-phase{args.phase}-{args.impl}" / f"run{i + 1}"
         run = grade_phase(args.phase, impl=args.impl, quick=args.quick, profile=args.profile, out=out,
                           log=lambda s: None)
+        write_all(run, out)
         runs.append(run)
         print(f"run {i + 1}/{args.times}: {run.points:g}/{run.max_points:g} points, exit {run.exit_code}", flush=True)
     ids = [c.id for c in runs[0].criteria]
-    print(f"\n{'criterion':<24}" + "".join(f"{'run ' + str(i + 1):>14}" for i in range(len(runs))))
+    print(f"\n{'criterion':<24}" + "".join(f"{'run ' + str(i + 1):>17}" for i in range(len(runs))))
     same = True
     for cid in ids:
         cells = [next((f"{c.verdict} {c.points:g}" for c in r.criteria if c.id == cid), "missing") for r in runs]
         verdicts = {cell.split()[0] for cell in cells}
         same &= len(verdicts) == 1
-        print(f"{cid:<24}" + "".join(f"{cell:>14}" for cell in cells) + ("" if len(verdicts) == 1 else "   <- differs"))
-    print("\nsame verdicts in every run" if same else "\nverdicts differ between runs")
+        print(f"{cid:<24}" + "".join(f"{cell:>17}" for cell in cells) + ("" if len(verdicts) == 1 else "   <- differs"))
+    print(f"\nreports: {out.parent}/run*/report.md")
+    print("same verdicts in every run" if same else "verdicts differ between runs")
     return 0 if same else 1
 
 

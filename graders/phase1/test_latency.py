@@ -89,7 +89,11 @@ def _model_call():
 @criterion("p1.p50_agrees")
 def test_p50_agrees(grade, learner, timer):
     call = _model_call()
-    rounds, iters = (3, 40) if grade.quick else (5, 60)
+    # Each measurement lasts about 0.3 s, so a burst of noise of a tenth of a second cannot move its median.
+    with threads(1):
+        once = time_callable(call, repeats=10, warmup=3).median_ms
+    rounds = 3 if grade.quick else 5
+    iters = int(min(600, max(60, 300 / once)))
     ratios, grader_p50, learner_p50 = [], [], []
     for _ in range(rounds):  # interleaved: grader, learner, grader, learner, ...
         with threads(1):
@@ -144,13 +148,17 @@ def test_run_to_run(grade, learner, timer):
     expect(off <= 0.25, f"your p50 ({ys.median:.3f} ms) is {off:.0%} away from the grader's "
                         f"({ms.median:.3f} ms): the timed region is not one call of fn")
     ratios = summarize([y / m for y, m in zip(yours, mine)])
-    cv, gcv = ratios.cv * 100, ms.cv * 100
-    # The grader's own runs vary by gcv: with more than half the pass threshold, the machine itself
-    # is too unsteady to pin a figure this small on you (inconclusive unless clearly decided).
-    grade.record(cv, interval=(max(0.0, cv - 2 * gcv), cv + 2 * gcv), noisy=gcv > grade.thresholds.pass_ / 2,
-                 message=f"CV of your p50 / grader p50 over 5 paired runs: {cv:.2f}% (your raw p50s "
-                         f"{', '.join(f'{y:.3f}' for y in yours)} ms: CV {ys.cv * 100:.1f}%; grader's own "
-                         f"CV {gcv:.1f}%)",
+    # Two estimates of your tool's own run-to-run variation, each inflated by a different noise: the raw
+    # CV by the machine drifting, the paired CV by the grader's own runs. A variable tool is variable in
+    # both, so the smaller one is the fairer figure.
+    cv, gcv = min(ratios.cv, ys.cv) * 100, ms.cv * 100
+    # The grader's own runs vary by gcv. Machine noise can only add variation, so a CV at or under the
+    # threshold passes whatever the noise; a CV above it on a machine whose own CV is more than half
+    # the threshold may be the machine's doing: inconclusive, unless even cv - 2*gcv misses.
+    grade.record(cv, interval=(max(0.0, cv - 2 * gcv), cv), noisy=gcv > grade.thresholds.pass_ / 2,
+                 message=f"run-to-run CV {cv:.2f}%: paired with the grader's runs {ratios.cv * 100:.2f}%, raw p50s "
+                         f"{', '.join(f'{y:.3f}' for y in yours)} ms {ys.cv * 100:.2f}%; grader's own "
+                         f"CV {gcv:.1f}%",
                  details={"your_p50_ms": yours, "grader_p50_ms": mine, "grader_cv_pct": gcv,
                           "your_raw_cv_pct": ys.cv * 100, "iterations_per_run": iters,
                           "samples": {"your p50 ms": yours, "grader p50 ms": mine}, "samples_unit": "ms"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..checks import as_float, as_int, expect, get_field
+from ..harness import threads
 from ..plugin import criterion
 from .workloads import small_model
 
@@ -29,9 +30,11 @@ def test_throughput_agrees(grade, learner, timer):
             out.append(bs / (timer.time(lambda: predictor(x), repeats=iters, warmup=3).median_ms / 1e3))
         return out
 
-    before = grader_sps()
-    points = learner.call("measure_throughput", predictor, make_batch, list(sizes), warmup=3, iterations=iters)
-    after = grader_sps()
+    with threads(1):  # one thread on both sides: a neighbour stealing a core cannot skew one side
+        before = grader_sps()
+        points = learner.call("measure_throughput", predictor, make_batch, list(sizes), warmup=3,
+                              iterations=iters)
+        after = grader_sps()
     expect(isinstance(points, (list, tuple)) and len(points) == len(sizes),
            f"measure_throughput should return one point per batch size ({len(sizes)}), got {points!r:.120}")
     worst, details, msg = 0.0, {}, ""
