@@ -57,7 +57,7 @@ gradebook: $(STAMP)
 		$(if $(filter 1 yes true,$(QUICK)),--quick) $(if $(TASK),--task $(TASK))
 
 stability: $(STAMP)
-	$(PY) -m graders stability --phase $(PHASE) --impl $(if $(filter starter,$(IMPL)),starter,reference) --times $(TIMES) \
+	$(PY) -m graders stability --phase $(PHASE) --impl $(if $(filter command line environment,$(origin IMPL)),$(IMPL),reference) --times $(TIMES) \
 		$(if $(filter 1 yes true,$(QUICK)),--quick) $(if $(PROFILE),--profile $(PROFILE))
 
 data: $(STAMP)

@@ -12,12 +12,12 @@ submission that patches ``time.perf_counter`` cannot change the grader's clock.
 """
 from .load import LoadRun, UnbatchedServer, closed_loop, max_overlap, poisson
 from .paired import PairedResult, paired_ratio
-from .stats import MIN_SAMPLES, Summary, percentile_label, summarize
+from .stats import MIN_SAMPLES, Summary, percentile_label, ratio_disagreement, summarize
 from .threads import ort_session_options, pin_threads, threads
 from .timing import GraderTimer, Timing, cuda_sync, time_callable
 
 __all__ = [
-    "MIN_SAMPLES", "Summary", "summarize", "percentile_label",
+    "MIN_SAMPLES", "Summary", "summarize", "percentile_label", "ratio_disagreement",
     "Timing", "time_callable", "cuda_sync", "GraderTimer",
     "PairedResult", "paired_ratio",
     "pin_threads", "ort_session_options", "threads",

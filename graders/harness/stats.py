@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["MIN_SAMPLES", "Summary", "summarize", "percentile_label"]
+__all__ = ["MIN_SAMPLES", "Summary", "summarize", "percentile_label", "ratio_disagreement"]
 
 MIN_SAMPLES = {90: 64, 95: 130, 99: 662}
 
@@ -45,6 +45,14 @@ class Summary:
     def cv(self) -> float:
         return self.std / self.mean if self.mean else float("inf")
 
+    @property
+    def robust_cv(self) -> float:
+        """1.4826 * MAD / median: equals the CV for normal samples, but one wild sample cannot move it."""
+        if not self.median:
+            return float("inf")
+        a = np.asarray(self.samples, dtype=np.float64)
+        return float(1.4826 * np.median(np.abs(a - self.median)) / self.median)
+
     def is_estimate(self, q: int) -> bool:
         return self.n < MIN_SAMPLES.get(q, 0)
 
@@ -63,3 +71,16 @@ def percentile_label(q: int, n: int) -> str:
     """``"p99"`` or ``"p99 (estimate, 120 < 662 samples)"``."""
     need = MIN_SAMPLES.get(q, 0)
     return f"p{q}" if n >= need else f"p{q} (estimate, {n} < {need} samples)"
+
+
+def ratio_disagreement(ratios: Summary) -> tuple[float, tuple[float, float]]:
+    """How far paired ratios yours/grader's sit from 1, in percent: ``(value, (lo, hi))``.
+
+    ``value`` is ``|median - 1| * 100``; the interval is the same distance over the ratios'
+    interquartile range (the convention of ``paired_ratio``), 0 at its low end when the range holds 1.
+    One wild round of five moves neither the median nor the quartiles.
+    """
+    value = abs(ratios.median - 1) * 100
+    ends = [abs(x - 1) * 100 for x in (ratios.q1, ratios.q3)]
+    lo = 0.0 if ratios.q1 <= 1 <= ratios.q3 else min(ends)
+    return value, (min(lo, value), max(max(ends), value))

@@ -87,7 +87,7 @@ def measure_latency(fn: Callable[[], object], *, warmup: int = 10, iterations: i
     p1.async_sync, a simulated asynchronous device whose work only completes when ``sync()`` is
     called, read to completion within 10 % (5 %), so ``sync()`` belongs inside the timed region;
     p1.p50_agrees, your p50 of a small CNN within 15 % (5 %) of the grader's own; p1.run_to_run, the
-    coefficient of variation of your p50 over 5 runs <= 5 % (2 %).
+    robust coefficient of variation (1.4826 * MAD / median) of your p50 over 5 runs <= 5 % (2 %).
 
     Guide: IMPLEMENTATION_GUIDE.md#task-12-latency-measurement
     """

@@ -91,6 +91,65 @@ def test_broken_submission_is_graded_not_crashed(tmp_path):
     assert g.results["submission"] == str(sub.resolve())
 
 
+DOUBLE_COUNTING = {"throughput.py": textwrap.dedent('''
+    import time
+
+    def measure_throughput(predictor, make_batch, batch_sizes, *, warmup=3, iterations=20, sync=None):
+        points = []
+        for bs in batch_sizes:
+            t0 = time.perf_counter()
+            for _ in range(iterations):
+                predictor(make_batch(bs))  # a fresh batch AND a second call inside the timed loop
+                predictor(make_batch(bs))
+            lat = (time.perf_counter() - t0) * 1e3 / iterations
+            points.append(ThroughputPoint(bs, bs / (lat / 1e3), lat))
+        return points
+    ''')}
+
+
+def test_a_throughput_that_times_too_much_fails(tmp_path):
+    sub = make_submission(tmp_path, DOUBLE_COUNTING)
+    g = run_grade(tmp_path / "double", "--phase", "1", "--quick", "--task", "3", "--submission", str(sub))
+    assert g.verdicts == {"p1.throughput_agrees": "fail"}, g.stdout[-3000:]
+    c = g.criterion("p1.throughput_agrees")
+    assert c["value"] > 35 and "grader" in c["message"]  # about half the grader's samples/s
+
+
+TWO_CALLS_PER_SAMPLE = {"latency.py": textwrap.dedent('''
+    import time
+
+    import numpy as np
+
+    def summarize_latencies(samples_ms):
+        a = np.asarray(samples_ms, dtype=float)
+        p50, p90, p95, p99 = np.percentile(a, [50, 90, 95, 99])
+        return LatencyStats(a.mean(), a.std(), p50, p90, p95, p99, a.min(), a.max(), a.std() / a.mean(),
+                            len(a), list(samples_ms))
+
+    def measure_latency(fn, *, warmup=10, iterations=100, sync=None):
+        for _ in range(warmup):
+            fn()
+        samples = []
+        for _ in range(iterations):
+            t0 = time.perf_counter()
+            fn()
+            fn()  # steady, and twice too slow
+            samples.append((time.perf_counter() - t0) * 1e3)
+        return summarize_latencies(samples)
+    ''')}
+
+
+def test_a_steady_timer_of_the_wrong_thing_earns_no_run_to_run_credit(tmp_path):
+    sub = make_submission(tmp_path, TWO_CALLS_PER_SAMPLE)
+    g = run_grade(tmp_path / "twice", "--phase", "1", "--quick", "--task", "2", "--submission", str(sub))
+    assert g.code == 1 and "Traceback" not in g.stdout
+    assert g.verdicts["p1.stats_exact"] == "pass"
+    assert g.verdicts["p1.p50_agrees"] in {"fail", "inconclusive"}
+    r2r = g.criterion("p1.run_to_run")
+    assert r2r["verdict"] in {"fail", "inconclusive"} and r2r["points"] == 0
+    assert "not one call of fn" in r2r["message"], r2r["message"]
+
+
 def test_submission_that_cannot_be_imported(tmp_path):
     sub = make_submission(tmp_path, {"loading.py": "def broken(:\n    pass\n"})
     g = run_grade(tmp_path / "syntax", "--phase", "1", "--quick", "--task", "2", "--submission", str(sub))

@@ -52,3 +52,13 @@ def test_paired_ratio_gives_fresh_inputs_each_pair():
                  make_inputs=lambda: (np.random.rand(),), pairs=5, warmup=1)
     assert seen[0::2] == seen[1::2]  # A and B of a pair get the same input
     assert len(set(seen)) == len(seen) // 2  # and every pair a fresh one
+
+
+def test_ratio_disagreement_uses_the_median_and_quartiles():
+    from graders.harness import ratio_disagreement, summarize
+
+    value, (lo, hi) = ratio_disagreement(summarize([0.98, 1.0, 1.01, 1.02, 1.6]))  # one wild round
+    assert value == pytest.approx(1.0) and lo == 0.0 and hi == pytest.approx(2.0)
+    value, (lo, hi) = ratio_disagreement(summarize([0.5, 0.52, 0.55, 0.6, 0.61]))  # steadily half as fast
+    assert value == pytest.approx(45.0) and lo == pytest.approx(40.0) and hi == pytest.approx(48.0)
+    assert lo <= value <= hi
