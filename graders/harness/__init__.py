@@ -11,7 +11,7 @@ The timer is captured when this package is imported, before any learner module i
 submission that patches ``time.perf_counter`` cannot change the grader's clock.
 """
 from .load import LoadRun, UnbatchedServer, closed_loop, max_overlap, poisson
-from .paired import PairedResult, paired_ratio
+from .paired import PairedResult, alternating, paired_ratio
 from .stats import MIN_SAMPLES, Summary, percentile_label, ratio_disagreement, summarize
 from .threads import ort_session_options, pin_threads, threads
 from .timing import GraderTimer, Timing, cuda_sync, time_callable
@@ -19,7 +19,7 @@ from .timing import GraderTimer, Timing, cuda_sync, time_callable
 __all__ = [
     "MIN_SAMPLES", "Summary", "summarize", "percentile_label", "ratio_disagreement",
     "Timing", "time_callable", "cuda_sync", "GraderTimer",
-    "PairedResult", "paired_ratio",
+    "PairedResult", "alternating", "paired_ratio",
     "pin_threads", "ort_session_options", "threads",
     "LoadRun", "closed_loop", "poisson", "UnbatchedServer", "max_overlap",
 ]

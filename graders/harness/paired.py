@@ -21,7 +21,7 @@ from ..verdicts import NOISE_LIMIT
 from .stats import Summary, summarize
 from .timing import now_ns
 
-__all__ = ["PairedResult", "paired_ratio"]
+__all__ = ["PairedResult", "alternating", "paired_ratio"]
 
 
 @dataclass
@@ -127,3 +127,14 @@ def paired_ratio(a: Callable[..., Any], b: Callable[..., Any], *, make_inputs: C
         benchmark.extra_info.update({k: v for k, v in result.details().items() if k != "samples"})
         benchmark.extra_info["ratios"] = r.samples
     return result
+
+
+def alternating(first: Callable[[], Any], second: Callable[[], Any], rounds: int) -> None:
+    """Run ``first`` and ``second`` side by side ``rounds`` times, swapping their order every round.
+
+    For criteria that compare a learner's measurement with the grader's: each round's pair sees the
+    same machine within a fraction of a second, and neither side always goes second.
+    """
+    for i in range(rounds):
+        for run in ((first, second) if i % 2 == 0 else (second, first)):
+            run()

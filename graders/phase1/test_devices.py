@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..checks import as_float, expect, get_field
-from ..harness import cuda_sync, ratio_disagreement, summarize, threads, time_callable
+from ..harness import alternating, cuda_sync, ratio_disagreement, summarize, threads, time_callable
 from ..plugin import criterion
 from .workloads import small_model
 
@@ -15,6 +15,22 @@ def _rows(learner, build, make_input, iterations: int = 40):
     devs = [str(get_field(r, "device", "DeviceResult")) for r in rows]
     expect(devs == ["cpu", "cuda"], f"compare_devices should return rows for ('cpu', 'cuda') in that order, got {devs}")
     return {d: r for d, r in zip(devs, rows)}
+
+
+def _cpu_p50(rows) -> float:
+    """Check both rows' contract (the cuda row honest about this machine); return the cpu p50 (ms)."""
+    cpu, cuda = rows["cpu"], rows["cuda"]
+    expect(bool(get_field(cpu, "available", "DeviceResult")), "the cpu row must be available")
+    if torch.cuda.is_available():
+        expect(bool(get_field(cuda, "available", "cuda row")), "a GPU is present: the cuda row must be measured")
+    else:
+        expect(not bool(get_field(cuda, "available", "cuda row")), "no GPU here: the cuda row must say available=False")
+        expect(get_field(cuda, "p50_ms", "cuda row") is None, "no GPU here: the cuda row's p50_ms must be None, not a number")
+        reason = str(get_field(cuda, "reason", "cuda row") or "")
+        expect(len(reason.strip()) >= 5, "the cuda row must give a reason why it was skipped")
+    p50 = as_float(get_field(cpu, "p50_ms", "cpu row"), "cpu p50_ms")
+    expect(p50 > 0, f"the cpu row's p50_ms is {p50}; a real model takes time")
+    return p50
 
 
 def _grader_p50(device: str, timer) -> list[float]:
@@ -56,33 +72,17 @@ def test_device_rows(grade, learner, timer):
             model(x)
 
     yours, mine = [], []
+
+    def grader_run():
+        mine.append(timer.time(call, repeats=iters, warmup=5).median_ms)
+
+    def learner_run():
+        yours.append(_cpu_p50(_rows(learner, _build, _make_input, iterations=iters)))
+
     with threads(1):  # one thread on both sides: steadier on shared and many-core machines alike
         once = time_callable(call, repeats=10, warmup=3).median_ms
         iters = int(min(600, max(40, 300 / once)))
-        for i in range(rounds):
-            def grader_run():
-                mine.append(timer.time(call, repeats=iters, warmup=5).median_ms)
-
-            def learner_run():
-                rows = _rows(learner, _build, _make_input, iterations=iters)
-                cpu, cuda = rows["cpu"], rows["cuda"]
-                expect(bool(get_field(cpu, "available", "DeviceResult")), "the cpu row must be available")
-                if torch.cuda.is_available():
-                    expect(bool(get_field(cuda, "available", "cuda row")),
-                           "a GPU is present: the cuda row must be measured")
-                else:
-                    expect(not bool(get_field(cuda, "available", "cuda row")),
-                           "no GPU here: the cuda row must say available=False")
-                    expect(get_field(cuda, "p50_ms", "cuda row") is None,
-                           "no GPU here: the cuda row's p50_ms must be None, not a number")
-                    reason = str(get_field(cuda, "reason", "cuda row") or "")
-                    expect(len(reason.strip()) >= 5, "the cuda row must give a reason why it was skipped")
-                p50 = as_float(get_field(cpu, "p50_ms", "cpu row"), "cpu p50_ms")
-                expect(p50 > 0, f"the cpu row's p50_ms is {p50}; a real model takes time")
-                yours.append(p50)
-
-            for run in ((grader_run, learner_run) if i % 2 == 0 else (learner_run, grader_run)):
-                run()
+        alternating(grader_run, learner_run, rounds)
     r, g = summarize([y / m for y, m in zip(yours, mine)]), summarize(mine)
     err, interval = ratio_disagreement(r)
     grade.record(err, noisy=max(r.spread, g.spread) > 0.10, interval=interval,

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..checks import as_float, as_int, expect, get_field, rel_err
-from ..harness import ratio_disagreement, summarize, threads, time_callable
+from ..harness import alternating, ratio_disagreement, summarize, threads, time_callable
 from ..plugin import criterion
 from .workloads import AsyncDevice, KnownLatency, small_model
 
@@ -94,20 +94,20 @@ def test_p50_agrees(grade, learner, timer):
         once = time_callable(call, repeats=10, warmup=3).median_ms
     rounds = 5  # a median of five rounds: two bursts of noise cannot move it
     iters = int(min(600, max(60, 300 / once)))
-    ratios, grader_p50, learner_p50 = [], [], []
-    for i in range(rounds):  # interleaved, the order alternating: neither side always goes second
-        with threads(1):
-            if i % 2 == 0:
-                t = timer.time(call, repeats=iters, warmup=5)
-                got = learner.call("measure_latency", call, warmup=5, iterations=iters)
-            else:
-                got = learner.call("measure_latency", call, warmup=5, iterations=iters)
-                t = timer.time(call, repeats=iters, warmup=5)
+    grader_p50, learner_p50 = [], []
+
+    def grader_run():
+        grader_p50.append(timer.time(call, repeats=iters, warmup=5).median_ms)
+
+    def learner_run():
+        got = learner.call("measure_latency", call, warmup=5, iterations=iters)
         p50 = as_float(get_field(got, "p50_ms", "LatencyStats"), "p50_ms")
         expect(p50 > 0, f"p50_ms is {p50}; a real model takes time")
-        grader_p50.append(t.median_ms)
         learner_p50.append(p50)
-        ratios.append(p50 / t.median_ms)
+
+    with threads(1):
+        alternating(grader_run, learner_run, rounds)
+    ratios = [y / m for y, m in zip(learner_p50, grader_p50)]
     r = summarize(ratios)
     g_spread = summarize(grader_p50).spread
     value, interval = ratio_disagreement(r)
@@ -137,17 +137,16 @@ def test_run_to_run(grade, learner, timer):
         once = time_callable(call, repeats=10, warmup=3).median_ms
     iters = int(min(1000, max(100, (300 if grade.quick else 500) / once)))
     yours, mine = [], []
-    for i in range(5):
-        def learner_run():
-            got = learner.call("measure_latency", call, warmup=5, iterations=iters)
-            yours.append(as_float(get_field(got, "p50_ms", "LatencyStats"), "p50_ms"))
 
-        def grader_run():
-            mine.append(timer.time(call, repeats=iters, warmup=5).median_ms)
+    def learner_run():
+        got = learner.call("measure_latency", call, warmup=5, iterations=iters)
+        yours.append(as_float(get_field(got, "p50_ms", "LatencyStats"), "p50_ms"))
 
-        with threads(1):  # one thread: a neighbour stealing a core cannot shift the whole timing
-            for run in ((learner_run, grader_run) if i % 2 == 0 else (grader_run, learner_run)):
-                run()
+    def grader_run():
+        mine.append(timer.time(call, repeats=iters, warmup=5).median_ms)
+
+    with threads(1):  # one thread: a neighbour stealing a core cannot shift the whole timing
+        alternating(learner_run, grader_run, 5)
     expect(all(y > 0 for y in yours), "p50_ms must be positive")
     ys, ms = summarize(yours), summarize(mine)
     ratios = summarize([y / m for y, m in zip(yours, mine)])

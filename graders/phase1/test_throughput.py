@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..checks import as_float, as_int, expect, get_field
-from ..harness import ratio_disagreement, summarize, threads, time_callable
+from ..harness import alternating, ratio_disagreement, summarize, threads, time_callable
 from ..plugin import criterion
 from .workloads import small_model
 
@@ -64,20 +64,19 @@ def test_throughput_agrees(grade, learner, timer):
             best = None
             for _attempt in range(2):  # a noisy attempt is measured once more; the quieter one is kept
                 ys, ms = [], []
-                for i in range(rounds):
-                    def grader_run():
-                        t = timer.time(lambda: predictor(x), repeats=iters[bs], warmup=3)
-                        ms.append(bs / (t.median_ms / 1e3))
 
-                    def learner_run():
-                        pts = learner.call("measure_throughput", predictor, make_batch, [bs], warmup=3,
-                                           iterations=iters[bs])
-                        expect(isinstance(pts, (list, tuple)) and len(pts) == 1,
-                               f"measure_throughput([{bs}]) should return one point, got {pts!r:.120}")
-                        ys.append(_point(pts[0], bs))
+                def grader_run():
+                    t = timer.time(lambda: predictor(x), repeats=iters[bs], warmup=3)
+                    ms.append(bs / (t.median_ms / 1e3))
 
-                    for run in ((grader_run, learner_run) if i % 2 == 0 else (learner_run, grader_run)):
-                        run()
+                def learner_run():
+                    pts = learner.call("measure_throughput", predictor, make_batch, [bs], warmup=3,
+                                       iterations=iters[bs])
+                    expect(isinstance(pts, (list, tuple)) and len(pts) == 1,
+                           f"measure_throughput([{bs}]) should return one point, got {pts!r:.120}")
+                    ys.append(_point(pts[0], bs))
+
+                alternating(grader_run, learner_run, rounds)
                 spread = summarize([y / m for y, m in zip(ys, ms)]).spread
                 if best is None or spread < best[0]:
                     best = (spread, ys, ms)

@@ -62,3 +62,11 @@ def test_ratio_disagreement_uses_the_median_and_quartiles():
     value, (lo, hi) = ratio_disagreement(summarize([0.5, 0.52, 0.55, 0.6, 0.61]))  # steadily half as fast
     assert value == pytest.approx(45.0) and lo == pytest.approx(40.0) and hi == pytest.approx(48.0)
     assert lo <= value <= hi
+
+
+def test_alternating_swaps_the_order_every_round():
+    from graders.harness import alternating
+
+    order: list[str] = []
+    alternating(lambda: order.append("grader"), lambda: order.append("yours"), 3)
+    assert order == ["grader", "yours", "yours", "grader", "grader", "yours"]
