@@ -4,12 +4,12 @@ from __future__ import annotations
 import random
 import time
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..checks import as_float, expect, get_field, as_int
 from ..plugin import criterion
+from .workloads import fresh_resident_bytes
 
 
 def _mixed_model() -> tuple[nn.Module, int]:
@@ -29,7 +29,7 @@ def test_param_bytes(grade, learner):
 
 def _allocate(nbytes: int, hold_s: float = 0.25):
     def fn():
-        a = np.ones(nbytes // 8, dtype=np.float64)  # np.ones touches every page: resident
+        a = fresh_resident_bytes(nbytes)
         time.sleep(hold_s)
         s = float(a[::4096].sum())
         del a

@@ -6,14 +6,29 @@ happened, noise included, rather than with a nominal figure.
 """
 from __future__ import annotations
 
+import mmap
 import random
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..harness.timing import now_ns
 
-__all__ = ["busy_wait_ms", "KnownLatency", "AsyncDevice", "small_model", "dominant_op_model"]
+__all__ = ["busy_wait_ms", "KnownLatency", "AsyncDevice", "small_model", "dominant_op_model", "fresh_resident_bytes"]
+
+
+def fresh_resident_bytes(nbytes: int) -> np.ndarray:
+    """``nbytes`` of memory certainly new to this process, every page written: RSS rises by ``nbytes``.
+
+    ``np.ones`` goes through malloc, which may hand back a freed heap chunk the process still holds;
+    those pages are already resident and raise no RSS (seen in CI: a 64 MiB array read as 0 MiB).
+    An anonymous mmap always maps new pages. Returns a uint8 array of ones that owns the mapping; the
+    pages go back to the system when the array is dropped.
+    """
+    view = np.frombuffer(mmap.mmap(-1, nbytes), dtype=np.uint8)
+    view.fill(1)
+    return view
 
 
 def busy_wait_ms(ms: float) -> None:

@@ -70,3 +70,18 @@ def test_alternating_swaps_the_order_every_round():
     order: list[str] = []
     alternating(lambda: order.append("grader"), lambda: order.append("yours"), 3)
     assert order == ["grader", "yours", "yours", "grader", "grader", "yours"]
+
+
+def test_fresh_resident_bytes_raise_rss_by_their_size():
+    import psutil
+
+    from graders.phase1.workloads import fresh_resident_bytes
+
+    proc = psutil.Process()
+    before = proc.memory_info().rss
+    block = fresh_resident_bytes(32 * 2**20)
+    grown = proc.memory_info().rss - before
+    assert block.dtype == np.uint8 and block.nbytes == 32 * 2**20 and int(block[::4096].sum()) == 8192
+    assert abs(grown / (32 * 2**20) - 1) < 0.10, grown
+    del block
+    assert proc.memory_info().rss - before < 4 * 2**20  # the pages went back when the array was dropped

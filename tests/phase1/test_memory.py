@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
+
+from graders.phase1.workloads import fresh_resident_bytes
 
 from .impl import p1
 
@@ -46,7 +47,7 @@ def _within(report, known: int, tolerance: float = 0.10) -> bool:
 
 
 def test_peak_sees_an_allocation_that_is_returned():
-    report = p1.peak_memory_during(lambda: np.ones(KNOWN // 8))     # float64: 8 bytes each
+    report = p1.peak_memory_during(lambda: fresh_resident_bytes(KNOWN))
     assert report.device == "cpu"
     assert report.delta_bytes == report.peak_bytes - report.baseline_bytes
     assert _within(report, KNOWN), f"delta {report.delta_bytes / MIB:.1f} MiB, expected 64 MiB"
@@ -54,7 +55,7 @@ def test_peak_sees_an_allocation_that_is_returned():
 
 def test_peak_sees_an_allocation_freed_before_returning():
     def work() -> None:
-        block = np.ones(KNOWN // 8)
+        block = fresh_resident_bytes(KNOWN)
         time.sleep(0.05)                     # the sampler thread must catch it while it lives
         del block
 
