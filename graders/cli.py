@@ -1,10 +1,12 @@
 """``python -m graders``: the grader's command line (``make grade`` / ``make release`` call it).
 
-    python -m graders grade --phase 1 [--impl starter|reference] [--submission DIR]
-                            [--profile cpu|cpu-vnni|cuda] [--quick] [--task N] [--out DIR]
+    python -m graders grade --phase 2 [--part quantization] [--task N] [--impl starter|reference]
+                            [--submission DIR] [--profile cpu|cpu-vnni|cuda] [--quick] [--out DIR]
     python -m graders release --dest DIR
-    python -m graders batch --phase 1 --submissions DIR [--out DIR] [--quick]
-    python -m graders stability --phase 1 [--times 5] [--impl reference] [--quick]
+    python -m graders batch --phase 1 [--part P] --submissions DIR [--out DIR] [--quick]
+    python -m graders stability --phase 1 [--part P] [--times 5] [--impl reference] [--quick]
+    python -m graders starters [--check]     write (or check) every starter/ from its reference/
+    python -m graders outcomes [--check]     write (or check) the tables of every EXPECTED_OUTCOMES.md
     python -m graders fingerprint
 
 Exit codes of ``grade``: 0 every required criterion passed, 1 some failed or stayed inconclusive,
@@ -17,26 +19,42 @@ import json
 import sys
 from pathlib import Path
 
-from .outcomes import PHASE_DIRS, REPO_ROOT
+from .course import REPO_ROOT, CourseError, load_course, phase as course_phase
 from .profiles import PROFILES, fingerprint
 
 __all__ = ["main"]
 
 
-def _default_out(phase: int, impl: str, submission: str | None) -> Path:
+def _default_out(phase: int, impl: str, submission: str | None, part: str | None = None,
+                 task: int | None = None) -> Path:
+    """``grades/phase2-quantization-task4-starter-this-copy``: one folder per selection, so a task's
+    report never overwrites another's."""
     tag = Path(submission).resolve().name if submission else "this-copy"
-    return REPO_ROOT / "grades" / f"phase{phase}-{impl}-{tag}"
+    scope = "".join([f"-{part}" if part else "", f"-task{task}" if task is not None else ""])
+    return REPO_ROOT / "grades" / f"phase{phase}{scope}-{impl}-{tag}"
+
+
+def _scope(args) -> str:
+    """``phase 2, part quantization, task 2.4``: what a command is about to grade."""
+    ph = course_phase(args.phase)
+    words = [f"phase {args.phase} ({ph.folder})"]
+    if getattr(args, "part", None):
+        words.append(f"part {args.part}")
+    if getattr(args, "task", None) is not None:
+        words.append(f"task {args.phase}.{args.task}")
+    return ", ".join(words)
 
 
 def _grade(args) -> int:
     from .reporting import format_console, write_all
     from .runner import grade_phase
 
-    out = Path(args.out) if args.out else _default_out(args.phase, args.impl, args.submission)
-    print(f"Grading phase {args.phase} ({PHASE_DIRS.get(args.phase, '?')}/{args.impl})"
+    out = Path(args.out) if args.out else _default_out(args.phase, args.impl, args.submission, args.part, args.task)
+    print(f"Grading {_scope(args)}, {args.impl}"
           f"{' from ' + args.submission if args.submission else ''}{' [quick]' if args.quick else ''}...",
           flush=True)
-    run = grade_phase(args.phase, impl=args.impl, submission=Path(args.submission) if args.submission else None,
+    run = grade_phase(args.phase, part=args.part, impl=args.impl,
+                      submission=Path(args.submission) if args.submission else None,
                       profile=args.profile, quick=args.quick, task=args.task, out=out,
                       log=lambda s: print(s, flush=True))
     try:
@@ -57,20 +75,22 @@ def _stability(args) -> int:
 
     runs = []
     for i in range(args.times):
-        out = REPO_ROOT / "grades" / f"stability-phase{args.phase}-{args.impl}" / f"run{i + 1}"
-        run = grade_phase(args.phase, impl=args.impl, quick=args.quick, profile=args.profile, out=out,
-                          log=lambda s: None)
+        scope = f"-{args.part}" if args.part else ""
+        out = REPO_ROOT / "grades" / f"stability-phase{args.phase}{scope}-{args.impl}" / f"run{i + 1}"
+        run = grade_phase(args.phase, part=args.part, impl=args.impl, quick=args.quick, profile=args.profile,
+                          out=out, log=lambda s: None)
         write_all(run, out)
         runs.append(run)
         print(f"run {i + 1}/{args.times}: {run.points:g}/{run.max_points:g} points, exit {run.exit_code}", flush=True)
     ids = [c.id for c in runs[0].criteria]
-    print(f"\n{'criterion':<24}" + "".join(f"{'run ' + str(i + 1):>17}" for i in range(len(runs))))
+    width = max([len("criterion"), *(len(c) for c in ids)]) + 2
+    print(f"\n{'criterion':<{width}}" + "".join(f"{'run ' + str(i + 1):>17}" for i in range(len(runs))))
     same = True
     for cid in ids:
         cells = [next((f"{c.verdict} {c.points:g}" for c in r.criteria if c.id == cid), "missing") for r in runs]
         verdicts = {cell.split()[0] for cell in cells}
         same &= len(verdicts) == 1
-        print(f"{cid:<24}" + "".join(f"{cell:>17}" for cell in cells) + ("" if len(verdicts) == 1 else "   <- differs"))
+        print(f"{cid:<{width}}" + "".join(f"{cell:>17}" for cell in cells) + ("" if len(verdicts) == 1 else "   <- differs"))
     print(f"\nreports: {out.parent}/run*/report.md")
     print("same verdicts in every run" if same else "verdicts differ between runs")
     return 0 if same else 1
@@ -79,8 +99,9 @@ def _stability(args) -> int:
 def _batch(args) -> int:
     from .gradebook import grade_folder
 
-    out = Path(args.out) if args.out else REPO_ROOT / "gradebook" / f"phase{args.phase}"
-    book = grade_folder(Path(args.submissions), args.phase, out, quick=args.quick, task=args.task,
+    out = Path(args.out) if args.out else REPO_ROOT / "gradebook" / (
+        f"phase{args.phase}" + (f"-{args.part}" if args.part else ""))
+    book = grade_folder(Path(args.submissions), args.phase, out, part=args.part, quick=args.quick, task=args.task,
                         profile=args.profile)
     print(f"Gradebook: {book} (reports per submission beside it)")
     return 0
@@ -95,11 +116,32 @@ def _release(args) -> int:
     return 0
 
 
+def _generated(args, what: str) -> int:
+    """``starters`` / ``outcomes``: regenerate, or with --check list what regenerating would change."""
+    if what == "starters":
+        from .starters import stale_starters as stale, write_starters as write
+    else:
+        from .outcomes import stale_outcomes as stale, write_outcomes as write
+    if args.check:
+        problems = stale()
+        for line in problems:
+            print(line)
+        print(f"{what}: {'out of date: run make ' + what if problems else 'up to date'}")
+        return 1 if problems else 0
+    changed = write()
+    for f in changed:
+        print(f"wrote {f}")
+    print(f"{what}: {len(changed)} file(s) regenerated")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m graders", description="Inference Lab graders")
     sub = p.add_subparsers(dest="cmd", required=True)
-    g = sub.add_parser("grade", help="grade one phase")
-    g.add_argument("--phase", type=int, required=True, choices=sorted(PHASE_DIRS))
+    phases = sorted(load_course())
+    g = sub.add_parser("grade", help="grade one phase (or one part, or one task)")
+    g.add_argument("--phase", type=int, required=True, choices=phases)
+    g.add_argument("--part", default=None, help="grade one part of the phase (e.g. quantization)")
     g.add_argument("--impl", default="starter", choices=("starter", "reference"))
     g.add_argument("--submission", default=None, help="another copy of the repo (a learner's) to grade")
     g.add_argument("--profile", default=None, choices=PROFILES, help="override the detected hardware profile")
@@ -109,18 +151,24 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("release", help="write the learner copy (no reference solutions)")
     r.add_argument("--dest", required=True)
     b = sub.add_parser("batch", help="grade every submission in a folder into a gradebook")
-    b.add_argument("--phase", type=int, required=True, choices=sorted(PHASE_DIRS))
+    b.add_argument("--phase", type=int, required=True, choices=phases)
+    b.add_argument("--part", default=None)
     b.add_argument("--submissions", required=True, help="a folder whose sub-folders are learners' copies")
     b.add_argument("--out", default=None, help="default gradebook/phaseN/")
     b.add_argument("--quick", action="store_true")
     b.add_argument("--task", type=int, default=None)
     b.add_argument("--profile", default=None, choices=PROFILES)
     st = sub.add_parser("stability", help="grade N times in a row and compare the verdicts")
-    st.add_argument("--phase", type=int, required=True, choices=sorted(PHASE_DIRS))
+    st.add_argument("--phase", type=int, required=True, choices=phases)
+    st.add_argument("--part", default=None)
     st.add_argument("--impl", default="reference", choices=("starter", "reference"))
     st.add_argument("--times", type=int, default=5)
     st.add_argument("--quick", action="store_true")
     st.add_argument("--profile", default=None, choices=PROFILES)
+    for what, text in (("starters", "write every starter/ from its reference/ (solution markers)"),
+                       ("outcomes", "write the tables of every EXPECTED_OUTCOMES.md from its blocks")):
+        gen = sub.add_parser(what, help=text)
+        gen.add_argument("--check", action="store_true", help="write nothing; exit 1 if anything is out of date")
     sub.add_parser("fingerprint", help="print this machine's fingerprint")
     args = p.parse_args(argv)
     try:
@@ -132,8 +180,10 @@ def main(argv: list[str] | None = None) -> int:
             return _batch(args)
         if args.cmd == "stability":
             return _stability(args)
+        if args.cmd in ("starters", "outcomes"):
+            return _generated(args, args.cmd)
         print(json.dumps(fingerprint(), indent=2))
         return 0
-    except (FileExistsError, FileNotFoundError, ValueError, RuntimeError, OSError) as e:
+    except (CourseError, FileExistsError, FileNotFoundError, ValueError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

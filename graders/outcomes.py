@@ -1,32 +1,38 @@
-"""Thresholds as data: parse the machine-readable block of a phase's EXPECTED_OUTCOMES.md.
+"""Thresholds as data: parse the machine-readable blocks of a phase's EXPECTED_OUTCOMES.md.
 
-Each phase's ``EXPECTED_OUTCOMES.md`` holds one or more fenced ``toml`` blocks whose first line is
-``# inference-lab thresholds v1``. They are the single source of truth for every criterion:
-what it measures, its points, its time limit, its hint, and its pass / full-marks thresholds per
-hardware profile. The human-readable table in the same file is checked against the block by
-:func:`check_table_agreement` (and by ``tests/graders/test_outcomes.py``).
+Each phase's ``EXPECTED_OUTCOMES.md`` holds one fenced ``toml`` block per part whose first line is
+``# inference-lab thresholds v1``. They are the single source of truth for every criterion: what it
+measures, its points, its limits, its hint, and its pass / full-marks thresholds per hardware profile.
+The human table beside each block is generated from it (:func:`render_table`, ``make outcomes``) and a
+test proves it current; nobody edits it by hand.
 
 Block layout::
 
-    [criteria."p1.formats_agree"]
-    title = "Every format gives the same output"
-    task = 1                     # the guide's Task 1.N
-    guide = "phase1_basics/IMPLEMENTATION_GUIDE.md#task-11-load-a-model-in-any-format"
-    metric = "max |output - eager|"
-    unit = ""                    # "", "x", "%", "ms", "bytes", "samples/s"
-    better = "lower"             # "higher" | "lower"
-    points = 15
+    # inference-lab thresholds v1
+    phase = 2
+    part = "quantization"        # omitted in a phase that has a single part
+    [defaults]                   # optional, once per phase: what a criterion gets when it says nothing
+    time_limit_s = 120
+    memory_limit_mb = 8192
+
+    [criteria."p2.quantization.sqnr"]
+    title = "INT8 round trip keeps the signal"
+    task = 1                     # Task 2.1; its guide link comes from graders/course.toml
+    metric = "SQNR of quantize/dequantize"
+    unit = "dB"                  # one of UNITS
+    better = "higher"            # "higher" | "lower"
+    points = 10
     hint = "..."
     gpu = false                  # true: needs an NVIDIA GPU, skipped with that reason elsewhere
     required = true              # false: graded and reported, never decides the exit code
-    time_limit_s = 120
-    memory_limit_mb = 8192
-    [criteria."p1.formats_agree".profiles]
-    cpu = { pass = 1e-4, full = 1e-5 }
+    time_limit_s = 120           # overrides [defaults]
+    [criteria."p2.quantization.sqnr".profiles]
+    cpu = { pass = 30, full = 35 }
 
-A profile missing from ``profiles`` falls back along :data:`graders.profiles.FALLBACK`
-(``cpu-vnni`` -> ``cpu``); a criterion with no threshold for the active profile is skipped with
-that reason.
+Ids start with the part's prefix (``p2.quantization.``; ``p1.`` in a single-part phase) and the task
+must belong to that part. A profile missing from ``profiles`` falls back along
+:data:`graders.profiles.FALLBACK` (``cpu-vnni`` -> ``cpu``); a criterion with no threshold for the
+active profile is skipped with that reason.
 """
 from __future__ import annotations
 
@@ -36,23 +42,19 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .course import REPO_ROOT, CourseError, Part, phase as course_phase
+
 __all__ = [
-    "BLOCK_TAG", "Thresholds", "CriterionSpec", "PhaseOutcomes", "OutcomesError",
-    "PHASE_DIRS", "outcomes_path", "load_outcomes", "parse_outcomes", "check_table_agreement",
+    "BLOCK_TAG", "UNITS", "DEFAULTS", "Thresholds", "CriterionSpec", "PhaseOutcomes", "OutcomesError",
+    "REPO_ROOT", "outcomes_path", "load_outcomes", "parse_outcomes", "render_table", "render_outcomes",
+    "stale_outcomes", "write_outcomes",
 ]
 
 BLOCK_TAG = "# inference-lab thresholds v1"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+UNITS = ("", "x", "%", "ms", "bytes", "samples/s", "pt", "dB")
+#: What a criterion gets when neither it nor the phase's ``[defaults]`` says otherwise.
+DEFAULTS = {"time_limit_s": 120.0, "memory_limit_mb": 8192}
 
-#: Phase number -> the phase's folder at the top of the repo.
-PHASE_DIRS = {
-    1: "phase1_basics",
-    2: "phase2_optimization",
-    3: "phase3_advanced",
-    4: "phase4_production",
-}
-
-_UNITS = ("", "x", "%", "ms", "bytes", "samples/s", "pt", "dB")
 _FENCE = re.compile(r"^```toml[^\n]*\n(.*?)^```", re.S | re.M)
 
 
@@ -70,10 +72,11 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class CriterionSpec:
-    """One criterion as declared in EXPECTED_OUTCOMES.md."""
+    """One criterion as declared in EXPECTED_OUTCOMES.md (``guide`` is derived from the course manifest)."""
 
     id: str
     phase: int
+    part: str | None
     title: str
     task: int
     guide: str
@@ -85,12 +88,12 @@ class CriterionSpec:
     profiles: dict[str, Thresholds]
     gpu: bool = False
     required: bool = True
-    time_limit_s: float = 120.0
-    memory_limit_mb: int = 8192
+    time_limit_s: float = DEFAULTS["time_limit_s"]
+    memory_limit_mb: int = DEFAULTS["memory_limit_mb"]
 
     def thresholds_for(self, profile: str) -> Thresholds | None:
         """The thresholds for ``profile``, following the fallback chain; None if there are none."""
-        from graders.profiles import fallback_chain
+        from .profiles import fallback_chain
 
         for p in fallback_chain(profile):
             if p in self.profiles:
@@ -103,15 +106,23 @@ class PhaseOutcomes:
     phase: int
     path: Path
     criteria: dict[str, CriterionSpec] = field(default_factory=dict)
+    parts: list[str | None] = field(default_factory=list)   # the parts that have a block, in file order
+
+    def select(self, *, part: str | None = None, task: int | None = None) -> list[CriterionSpec]:
+        """The criteria of one part and/or one task (None: every one)."""
+        return [c for c in self.criteria.values()
+                if (part is None or c.part == part) and (task is None or c.task == task)]
 
     def for_task(self, task: int | None) -> list[CriterionSpec]:
-        return [c for c in self.criteria.values() if task is None or c.task == task]
+        return self.select(task=task)
 
 
 def outcomes_path(phase: int, root: Path = REPO_ROOT) -> Path:
-    if phase not in PHASE_DIRS:
-        raise OutcomesError(f"unknown phase {phase}; phases are {sorted(PHASE_DIRS)}")
-    return root / PHASE_DIRS[phase] / "EXPECTED_OUTCOMES.md"
+    try:
+        folder = course_phase(phase).folder
+    except CourseError as e:
+        raise OutcomesError(str(e)) from e
+    return root / folder / "EXPECTED_OUTCOMES.md"
 
 
 def load_outcomes(phase: int, root: Path = REPO_ROOT) -> PhaseOutcomes:
@@ -122,11 +133,22 @@ def load_outcomes(phase: int, root: Path = REPO_ROOT) -> PhaseOutcomes:
     return parse_outcomes(path.read_text(encoding="utf-8"), phase=phase, path=path)
 
 
+def _blocks(text: str) -> list[str]:
+    return [b for b in _FENCE.findall(text) if b.lstrip().startswith(BLOCK_TAG)]
+
+
 def parse_outcomes(text: str, *, phase: int, path: Path = Path("EXPECTED_OUTCOMES.md")) -> PhaseOutcomes:
-    blocks = [b for b in _FENCE.findall(text) if b.lstrip().startswith(BLOCK_TAG)]
+    """Every criterion of the phase's blocks; raises OutcomesError naming the file and criterion."""
+    blocks = _blocks(text)
     if not blocks:
         raise OutcomesError(f"{path}: no ```toml block starting with {BLOCK_TAG!r}")
+    try:
+        ph = course_phase(phase)
+    except CourseError as e:
+        raise OutcomesError(f"{path}: {e}") from e
     out = PhaseOutcomes(phase=phase, path=path)
+    defaults = dict(DEFAULTS)
+    seen_defaults = False
     for block in blocks:
         try:
             data = tomllib.loads(block)
@@ -134,26 +156,50 @@ def parse_outcomes(text: str, *, phase: int, path: Path = Path("EXPECTED_OUTCOME
             raise OutcomesError(f"{path}: thresholds block is not valid TOML: {e}") from e
         if data.get("phase", phase) != phase:
             raise OutcomesError(f"{path}: block says phase {data.get('phase')}, expected {phase}")
+        try:
+            part = ph.part(data.get("part"))
+        except CourseError as e:
+            raise OutcomesError(f"{path}: {e}") from e
+        if part.name in out.parts:
+            raise OutcomesError(f"{path}: two blocks for part {part.key}")
+        out.parts.append(part.name)
+        if "defaults" in data:
+            if seen_defaults:
+                raise OutcomesError(f"{path}: [defaults] is declared once per phase, in its first block")
+            unknown = set(data["defaults"]) - set(DEFAULTS)
+            if unknown:
+                raise OutcomesError(f"{path}: [defaults] knows only {sorted(DEFAULTS)}, not {sorted(unknown)}")
+            defaults.update(data["defaults"])
+            seen_defaults = True
         for cid, raw in data.get("criteria", {}).items():
             if cid in out.criteria:
                 raise OutcomesError(f"{path}: criterion {cid} declared twice")
-            out.criteria[cid] = _criterion(cid, raw, phase, path)
-    if not out.criteria:
-        raise OutcomesError(f"{path}: the thresholds block declares no criteria")
+            out.criteria[cid] = _criterion(cid, raw, part, defaults, path)
     return out
 
 
-def _criterion(cid: str, raw: dict, phase: int, path: Path) -> CriterionSpec:
+_KEYS = ("title", "task", "metric", "unit", "better", "points", "hint", "profiles")
+_OPTIONAL = ("gpu", "required", "time_limit_s", "memory_limit_mb")
+
+
+def _criterion(cid: str, raw: dict, part: Part, defaults: dict, path: Path) -> CriterionSpec:
     where = f"{path}: criterion {cid}"
-    if not cid.startswith(f"p{phase}."):
-        raise OutcomesError(f"{where}: ids of phase {phase} start with 'p{phase}.'")
-    for key in ("title", "task", "guide", "metric", "unit", "better", "points", "hint", "profiles"):
+    if not cid.startswith(part.id_prefix) or cid.count(".") != part.id_prefix.count("."):
+        raise OutcomesError(f"{where}: ids of part {part.key} look like '{part.id_prefix}<name>'")
+    for key in _KEYS:
         if key not in raw:
             raise OutcomesError(f"{where}: missing key {key!r}")
+    unknown = set(raw) - set(_KEYS) - set(_OPTIONAL)
+    if unknown:
+        raise OutcomesError(f"{where}: unknown keys {sorted(unknown)} (the guide link comes from the task)")
     if raw["better"] not in ("higher", "lower"):
         raise OutcomesError(f"{where}: better must be 'higher' or 'lower', not {raw['better']!r}")
-    if raw["unit"] not in _UNITS:
-        raise OutcomesError(f"{where}: unit {raw['unit']!r} not one of {_UNITS}")
+    if raw["unit"] not in UNITS:
+        raise OutcomesError(f"{where}: unit {raw['unit']!r} not one of {UNITS}")
+    try:
+        task = part.task(int(raw["task"]))
+    except CourseError as e:
+        raise OutcomesError(f"{where}: {e}") from e
     profiles: dict[str, Thresholds] = {}
     for prof, t in raw["profiles"].items():
         try:
@@ -166,53 +212,99 @@ def _criterion(cid: str, raw: dict, phase: int, path: Path) -> CriterionSpec:
                                 f"as good as pass ({th.pass_}) for better={raw['better']}")
         profiles[prof] = th
     return CriterionSpec(
-        id=cid, phase=phase, title=raw["title"], task=int(raw["task"]), guide=raw["guide"],
+        id=cid, phase=part.phase, part=part.name, title=raw["title"], task=task.number, guide=task.link,
         metric=raw["metric"], unit=raw["unit"], better=raw["better"], points=float(raw["points"]),
         hint=raw["hint"].strip(), profiles=profiles, gpu=bool(raw.get("gpu", False)),
         required=bool(raw.get("required", True)),
-        time_limit_s=float(raw.get("time_limit_s", 120)),
-        memory_limit_mb=int(raw.get("memory_limit_mb", 8192)),
+        time_limit_s=float(raw.get("time_limit_s", defaults["time_limit_s"])),
+        memory_limit_mb=int(raw.get("memory_limit_mb", defaults["memory_limit_mb"])),
     )
 
 
-# ## The human table must agree with the block ----------------------------------------------
+# ## The human table, generated from the block -----------------------------------------------------
 
-_NUM = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-
-
-def _table_number(cell: str) -> float | None:
-    m = _NUM.search(cell.replace(",", ""))
-    return float(m.group(0)) if m else None
+def _begin(part: str | None) -> str:
+    return f"<!-- BEGIN thresholds table{' ' + part if part else ''}: generated by `make outcomes` from the block below -->"
 
 
-def check_table_agreement(path: Path, phase: int) -> list[str]:
-    """Compare the markdown table(s) of EXPECTED_OUTCOMES.md with its thresholds block.
+_END = "<!-- END thresholds table -->"
 
-    The table has the columns ``| id | criterion | task | profile | pass | full marks | points |``
-    (extra columns are allowed after those); one row per (criterion, profile). Returns a list of
-    disagreements, empty when the two agree exactly.
-    """
-    text = path.read_text(encoding="utf-8")
-    spec = parse_outcomes(text, phase=phase, path=path)
-    rows: dict[tuple[str, str], list[str]] = {}
-    for line in text.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 7 and cells[0].strip("`") in spec.criteria:
-            rows[(cells[0].strip("`"), cells[3])] = cells
-    problems = []
-    for cid, c in spec.criteria.items():
+
+def _num(v: float, unit: str) -> str:
+    text = re.sub(r"e([-+])0*(\d)", lambda m: f"e{m.group(1).lstrip('+')}{m.group(2)}",
+                  f"{v:.0e}" if v and abs(v) < 1e-3 else f"{v:g}")
+    return f"{text}{unit}" if unit in ("x", "%") else f"{text} {unit}".rstrip()
+
+
+def render_table(outcomes: PhaseOutcomes, part: str | None) -> str:
+    """The markdown table of one part's criteria: one row per (criterion, profile)."""
+    if not outcomes.select(part=part):
+        return "_No graded criteria yet: this part is planned._"
+    rows = ["| id | criterion | measured | task | profile | pass | full marks | points |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for c in outcomes.select(part=part):
+        sign = "≥" if c.better == "higher" else "≤"
+        notes = [n for n, on in (("GPU", c.gpu), ("not required", not c.required)) if on]
+        title = c.title + (f" ({', '.join(notes)})" if notes else "")
+        metric = c.metric.replace("|", "\\|")
         for prof, th in c.profiles.items():
-            cells = rows.pop((cid, prof), None)
-            if cells is None:
-                problems.append(f"{cid} / {prof}: in the block, missing from the table")
-                continue
-            for name, got, want in (("pass", _table_number(cells[4]), th.pass_),
-                                    ("full marks", _table_number(cells[5]), th.full),
-                                    ("points", _table_number(cells[6]), c.points)):
-                if got is None or not math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-15):
-                    problems.append(f"{cid} / {prof}: table {name} {cells[4 if name == 'pass' else 5 if name == 'full marks' else 6]!r} != block {want}")
-            if str(c.task) != cells[2].split(".")[-1]:
-                problems.append(f"{cid} / {prof}: table task {cells[2]!r} != block task {c.task}")
-    for cid, prof in rows:
-        problems.append(f"{cid} / {prof}: in the table, missing from the block")
-    return problems
+            rows.append(f"| `{c.id}` | {title} | {metric} | {c.phase}.{c.task} | {prof} | "
+                        f"{sign} {_num(th.pass_, c.unit)} | {sign} {_num(th.full, c.unit)} | {c.points:g} |")
+    return "\n".join(rows)
+
+
+def render_outcomes(text: str, *, phase: int, path: Path = Path("EXPECTED_OUTCOMES.md")) -> str:
+    """``text`` with every generated table replaced by what its part's block says now.
+
+    Each part's table sits between ``<!-- BEGIN thresholds table [part]: ... -->`` and
+    ``<!-- END thresholds table -->``; a block whose part has no such pair is an error.
+    """
+    outcomes = parse_outcomes(text, phase=phase, path=path)
+    for part in outcomes.parts:
+        begin = _begin(part)
+        start = text.find(begin)
+        end = text.find(_END, start)
+        if start < 0 or end < 0:
+            raise OutcomesError(f"{path}: no generated table for part {part or phase}: add the lines\n"
+                                f"{begin}\n{_END}\nwhere the table belongs")
+        text = text[:start] + begin + "\n" + render_table(outcomes, part) + "\n" + text[end:]
+    return text
+
+
+def _outcome_files(root: Path = REPO_ROOT) -> list[tuple[int, Path]]:
+    from .course import phases
+
+    return [(ph.number, p) for ph in phases() if (p := root / ph.folder / "EXPECTED_OUTCOMES.md").is_file()]
+
+
+def _generated(root: Path) -> list[tuple[Path, str, str]]:
+    """(file, its text, what it should be) for every file holding a generated table: each phase's
+    EXPECTED_OUTCOMES.md (from its blocks) and the README (its phase table, from the manifest)."""
+    from .course import render_readme
+
+    out = [(p, t := p.read_text(encoding="utf-8"), render_outcomes(t, phase=n, path=p))
+           for n, p in _outcome_files(root)]
+    readme = root / "README.md"
+    if readme.is_file():
+        text = readme.read_text(encoding="utf-8")
+        try:
+            out.append((readme, text, render_readme(text)))
+        except CourseError as e:
+            raise OutcomesError(str(e)) from e
+    return out
+
+
+def stale_outcomes(root: Path = REPO_ROOT) -> list[str]:
+    """The files whose generated tables are not what their sources generate (``make outcomes`` fixes them)."""
+    return [f"{p.relative_to(root)}: a generated table is out of date (make outcomes)"
+            for p, text, want in _generated(root) if text != want]
+
+
+def write_outcomes(root: Path = REPO_ROOT) -> list[Path]:
+    """Regenerate every generated table; returns the files that changed."""
+    changed = []
+    for p, text, want in _generated(root):
+        if want != text:
+            p.write_text(want, encoding="utf-8")
+            changed.append(p)
+    return changed

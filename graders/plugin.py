@@ -8,24 +8,28 @@ Loaded by the orchestrator (``graders.runner``) as ``-p graders.plugin`` in a ch
 * turns each test's outcome into a :class:`graders.records.CriterionResult` (learner errors become
   failed criteria with hints, ``pytest.skip`` becomes a skipped verdict with its reason, anything
   else is a grader error);
-* streams ``start`` / ``end`` events to a JSON-lines file, so that the parent can enforce time and
-  memory limits and resume after killing a hung or exploding submission.
+* streams typed events (``graders.events``) to a JSON-lines file, so that the parent can enforce time
+  and memory limits and resume after killing a hung or exploding submission.
+
+One child grades one part of a phase (``--lab-part``; a single-part phase has none).
 
 A criterion is an ordinary test function decorated with :func:`criterion`.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 import traceback
 from pathlib import Path
+from functools import partial
 from typing import Any, Callable
 
 import pytest
 
-from . import harness  # noqa: F401  (binds the grader's clock before learner code is imported)
-from .outcomes import PHASE_DIRS, REPO_ROOT, CriterionSpec, Thresholds, load_outcomes
+from . import events
+from . import harness  # binds the grader's clock before learner code is imported
+from .course import REPO_ROOT, markers, phase as course_phase
+from .outcomes import CriterionSpec, Thresholds, load_outcomes
 from .profiles import PROFILES, detect_profile, fingerprint
 from .records import CriterionResult
 from .submission import Learner, LearnerError, SubmissionError, load_impl
@@ -79,6 +83,7 @@ class Grade:
 def pytest_addoption(parser):
     g = parser.getgroup("inference-lab grading")
     g.addoption("--lab-phase", type=int, required=True)
+    g.addoption("--lab-part", default=None, help="the part of the phase to grade (none: a single-part phase)")
     g.addoption("--lab-impl", default="starter")
     g.addoption("--lab-root", default=str(REPO_ROOT), help="the copy of the repo holding the learner's code")
     g.addoption("--lab-profile", default=None)
@@ -93,6 +98,7 @@ class _State:
     def __init__(self, config):
         self.config = config
         self.phase = config.getoption("--lab-phase")
+        self.part = course_phase(self.phase).part(config.getoption("--lab-part"))
         self.impl = config.getoption("--lab-impl")
         self.root = Path(config.getoption("--lab-root"))
         self.quick = config.getoption("--lab-quick")
@@ -113,11 +119,10 @@ class _State:
         if prof not in PROFILES:
             raise pytest.UsageError(f"unknown profile {prof!r}; profiles are {PROFILES}")
         self.profile = prof
-        self.emit("session", profile=prof, fingerprint=self.fingerprint, pid=os.getpid())
+        self.emit(events.Session(profile=prof, fingerprint=self.fingerprint, pid=os.getpid()))
 
-    def emit(self, event: str, **kw) -> None:
-        kw.update(event=event, t=time.time())
-        self.records.write(json.dumps(kw, default=str) + "\n")
+    def emit(self, event: events.Event) -> None:
+        self.records.write(events.encode(event))
         self.records.flush()
 
 
@@ -128,6 +133,8 @@ def pytest_configure(config):
     global _STATE
     _STATE = _State(config)
     config.addinivalue_line("markers", "criterion: a graded criterion")
+    for line in markers():
+        config.addinivalue_line("markers", line)
 
 
 def _cap(limit: float, env: str) -> float:
@@ -150,9 +157,9 @@ def pytest_collection_modifyitems(session, config, items):
         spec = st.outcomes.criteria.get(cid) if cid else None
         if cid is None or cid in st.done or (spec and st.task is not None and spec.task != st.task):
             drop.append(item)
-        elif spec is None:
-            st.emit("grader_error", message=f"{item.nodeid}: criterion {cid!r} is not declared in "
-                                            f"{st.outcomes.path.name}")
+        elif spec is None or spec.part != st.part.name:
+            where = "is not declared in" if spec is None else f"belongs to part {spec.part} of"
+            st.emit(events.GraderError(message=f"{item.nodeid}: criterion {cid!r} {where} {st.outcomes.path.name}"))
             drop.append(item)
         else:
             keep.append(item)
@@ -166,13 +173,13 @@ def pytest_collection_finish(session):
     if st.import_failed:
         st.learner = Learner(None, st.import_failed)
         return
-    st.emit("import_start")
+    st.emit(events.ImportStart())
     try:
-        st.learner = Learner(load_impl(PHASE_DIRS[st.phase], st.impl, st.root))
-        st.emit("import_end", error=None)
+        st.learner = Learner(load_impl(st.part.folder, st.impl, st.root))
+        st.emit(events.ImportEnd(error=None))
     except LearnerError as e:
         st.learner = Learner(None, str(e))
-        st.emit("import_end", error=str(e))
+        st.emit(events.ImportEnd(error=str(e)))
 
 
 def pytest_sessionfinish(session):
@@ -181,13 +188,13 @@ def pytest_sessionfinish(session):
 
     st = _STATE
     if st is not None:
-        pkg = PHASE_DIRS[st.phase]
-        st.emit("session_end", modules=sorted(m for m in sys.modules if m == pkg or m.startswith(pkg + ".")))
+        pkg = st.part.folder.split("/")[0]
+        st.emit(events.SessionEnd(modules=sorted(m for m in sys.modules if m == pkg or m.startswith(pkg + "."))))
 
 
 @pytest.fixture(scope="session")
 def learner() -> Learner:
-    """The learner's implementation package (``phaseN_x.<impl>``), wrapped by :class:`Learner`."""
+    """The learner's implementation package (``phaseN_x[.<part>].<impl>``), wrapped by :class:`Learner`."""
     return _STATE.learner
 
 
@@ -215,8 +222,8 @@ def pytest_runtest_setup(item):
     th = spec.thresholds_for(st.profile)
     item._lab_grade = Grade(spec, th, st.profile, st.quick, st.cuda)
     item._lab_t0 = time.time()
-    st.emit("start", id=cid, time_limit_s=_cap(spec.time_limit_s, "INFERENCE_LAB_TIME_LIMIT_S"),
-            memory_limit_mb=_cap(spec.memory_limit_mb, "INFERENCE_LAB_MEMORY_LIMIT_MB"))
+    st.emit(events.Start(id=cid, time_limit_s=_cap(spec.time_limit_s, "INFERENCE_LAB_TIME_LIMIT_S"),
+                         memory_limit_mb=_cap(spec.memory_limit_mb, "INFERENCE_LAB_MEMORY_LIMIT_MB")))
     if spec.gpu and not st.cuda:
         pytest.skip("needs an NVIDIA GPU (torch.cuda.is_available() is False)")
     if th is None:
@@ -233,7 +240,7 @@ def pytest_runtest_makereport(item, call):
     if rep.when == "call" or (rep.when == "setup" and not rep.passed):
         item._lab_reported = True
         res = _result(item._lab_grade, call.excinfo, time.time() - item._lab_t0)
-        _STATE.emit("end", id=cid, result=res.to_dict())
+        _STATE.emit(events.End(id=cid, result=res.to_dict()))
 
 
 def _fmt(v: float | None) -> str:
@@ -241,29 +248,23 @@ def _fmt(v: float | None) -> str:
 
 
 def _result(g: Grade, excinfo, duration: float) -> CriterionResult:
+    """Turn what the criterion recorded (or raised) into its verdict and points."""
     s, th = g.spec, g.thresholds
-    hint = f"{s.hint} (guide: {s.guide})"
-    kw = dict(id=s.id, title=s.title, phase=s.phase, task=s.task, guide=s.guide, metric=s.metric,
-              unit=s.unit, better=s.better, required=s.required, gpu=s.gpu, hint=hint,
-              max_points=s.points, threshold_pass=th.pass_ if th else None,
-              threshold_full=th.full if th else None, duration_s=round(duration, 3), details=g.details)
+    result = partial(CriterionResult.from_spec, s, th, duration_s=duration, details=g.details)
     exc = excinfo.value if excinfo is not None else None
     if exc is not None and excinfo.errisinstance(pytest.skip.Exception):
-        return CriterionResult(verdict="skipped", points=0.0, message=str(getattr(exc, "msg", exc)),
-                               **{**kw, "max_points": 0.0, "hint": ""})
+        return result(verdict="skipped", message=str(getattr(exc, "msg", exc)))
     if isinstance(exc, SubmissionError):
-        return CriterionResult(verdict="fail", points=0.0, value=g.value, message=str(exc), **kw)
+        return result(verdict="fail", value=g.value, message=str(exc))
     if exc is not None:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-6:])
-        kw["details"] = {**g.details, "traceback": tb}
-        return CriterionResult(verdict="error", points=0.0, hint="",
-                               message=f"grader error: {type(exc).__name__}: {exc}"[:600],
-                               **{k: v for k, v in kw.items() if k != "hint"})
+        return CriterionResult.from_spec(s, th, verdict="error", duration_s=duration,
+                                         details={**g.details, "traceback": tb},
+                                         message=f"grader error: {type(exc).__name__}: {exc}"[:600])
     if not g.recorded:
-        return CriterionResult(verdict="error", points=0.0, message="grader error: the criterion recorded nothing",
-                               **{k: v for k, v in kw.items() if k != "hint"}, hint="")
+        return result(verdict="error", message="grader error: the criterion recorded nothing")
     if g.forced_fail:
-        return CriterionResult(verdict="fail", points=0.0, value=g.value, message=g.message, **kw)
+        return result(verdict="fail", value=g.value, message=g.message)
     v = judge(g.value, th.pass_, th.full, s.better, s.points, interval=g.interval, noisy=g.noisy)
     message = g.message
     sign = ">=" if s.better == "higher" else "<="
@@ -272,5 +273,6 @@ def _result(g: Grade, excinfo, duration: float) -> CriterionResult:
                    + message).strip()
     elif v.note:
         message = f"{v.note}. {message}".strip()
-    return CriterionResult(verdict=v.verdict, points=v.points, value=g.value, message=message,
-                           **{**kw, "hint": hint if v.verdict != "pass" or v.points < s.points else ""})
+    partial_credit = v.verdict != "pass" or v.points < s.points
+    return result(verdict=v.verdict, points=v.points, value=g.value, message=message,
+                  hint=f"{s.hint} (guide: {s.guide})" if partial_credit else "")

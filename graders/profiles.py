@@ -19,6 +19,8 @@ import shutil
 import subprocess
 from importlib import metadata
 
+from labdata.cpu import cpu_flags, cpu_model
+
 __all__ = ["PROFILES", "FALLBACK", "fallback_chain", "fingerprint", "detect_profile", "cpu_isa_flags"]
 
 PROFILES = ("cpu", "cpu-vnni", "cuda")
@@ -42,19 +44,7 @@ def fallback_chain(profile: str) -> list[str]:
 
 
 def _cpuinfo() -> tuple[str, set[str]]:
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, val = line.partition(":")
-                key = key.strip()
-                if key in ("model name", "Model", "CPU part") and model in ("", platform.machine()):
-                    model = val.strip()
-                elif key in ("flags", "Features") and not flags:
-                    flags = set(val.split())
-    except OSError:
-        pass
-    return model, flags
+    return cpu_model(), cpu_flags()
 
 
 def cpu_isa_flags() -> list[str]:

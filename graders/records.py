@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .outcomes import CriterionSpec, Thresholds
 
 __all__ = ["VERDICTS", "CriterionResult", "GradeRun"]
 
@@ -50,6 +53,7 @@ class CriterionResult:
     details: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
     gpu: bool = False
+    part: str | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -57,6 +61,25 @@ class CriterionResult:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_spec(cls, spec: "CriterionSpec", thresholds: "Thresholds | None", *, verdict: str,
+                  points: float = 0.0, value: float | None = None, message: str = "", hint: str | None = None,
+                  details: dict[str, Any] | None = None, duration_s: float = 0.0) -> "CriterionResult":
+        """A result carrying ``spec``'s metadata; the only place a result is built from a criterion.
+
+        ``hint`` defaults to the spec's hint with its guide link for a fail, and to nothing for any other
+        verdict. A skipped criterion is worth 0 points (``max_points`` 0), so it never counts against anyone.
+        """
+        if hint is None:
+            hint = f"{spec.hint} (guide: {spec.guide})" if verdict == "fail" else ""
+        return cls(id=spec.id, title=spec.title, phase=spec.phase, part=spec.part, task=spec.task,
+                   guide=spec.guide, metric=spec.metric, unit=spec.unit, better=spec.better, verdict=verdict,
+                   points=points, max_points=0.0 if verdict == "skipped" else spec.points,
+                   required=spec.required, gpu=spec.gpu, value=value, message=message, hint=hint,
+                   threshold_pass=thresholds.pass_ if thresholds else None,
+                   threshold_full=thresholds.full if thresholds else None,
+                   details=dict(details or {}), duration_s=round(duration_s, 3))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CriterionResult":
@@ -68,7 +91,7 @@ class CriterionResult:
 class GradeRun:
     """One grade of one phase: the criteria, the machine, and the totals.
 
-    ``exit_code`` follows the brief: 0 every required criterion passed (or skipped with a reason),
+    ``exit_code``: 0 every required criterion passed (or skipped with a reason),
     1 some required criterion failed or stayed inconclusive, 2 the grader itself could not run.
     """
 
@@ -82,6 +105,8 @@ class GradeRun:
     criteria: list[CriterionResult]
     quick: bool = False
     grader_errors: list[str] = field(default_factory=list)
+    part: str | None = None        # the part graded alone (make grade PART=...), None for every part
+    task: int | None = None        # the task graded alone (make grade TASK=...), None for every task
     benchmark_json: str | None = None
 
     @property

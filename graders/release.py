@@ -1,13 +1,11 @@
-"""Write the learner copy of the course: everything except reference solutions and instructor cases.
+"""Write the learner copy of the course: everything except the reference solutions.
 
-What is left out (:data:`EXCLUDE`):
+What is left out (:func:`excluded`): every part's ``reference/`` folder (from ``graders/course.toml``)
+and anything git ignores (virtual environments, caches, grades, trained models).
 
-* ``phase*/reference/``: the hidden reference solutions;
-* ``graders/instructor/``: grader cases only instructors run;
-* anything git ignores (virtual environments, caches, grades, trained models).
-
-After copying, :func:`check_release` proves that no reference code came along: no excluded path,
-and no file carrying the reference banner or the body of any reference function.
+After copying, :func:`check_release` proves that no reference code came along: no excluded path, no
+file carrying the reference banner or a solution marker, and no function anywhere in the copy whose
+body is the body of a reference solution (the starter's own helpers, written in full, excepted).
 """
 from __future__ import annotations
 
@@ -17,12 +15,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .outcomes import REPO_ROOT
+from .course import REPO_ROOT, phases
+from .starters import BANNER as REFERENCE_BANNER
+from .starters import MarkerError, marker_lines, to_solution
 
-__all__ = ["EXCLUDE", "REFERENCE_BANNER", "release_files", "write_release", "check_release"]
+__all__ = ["excluded", "REFERENCE_BANNER", "release_files", "write_release", "check_release"]
 
-EXCLUDE = ("phase*/reference/*", "graders/instructor/*")
-REFERENCE_BANNER = "# REFERENCE SOLUTION"
+
+def excluded() -> tuple[str, ...]:
+    """Glob patterns (repo-relative) of what never reaches the learner copy: each part's reference/."""
+    return tuple(f"{p.folder}/reference/*" for ph in phases() for p in ph.parts)
 
 
 def release_files(root: Path = REPO_ROOT) -> list[Path]:
@@ -38,7 +40,7 @@ def release_files(root: Path = REPO_ROOT) -> list[Path]:
     keep = []
     for p in paths:
         s = p.as_posix()
-        if any(fnmatch.fnmatch(s, pat) for pat in EXCLUDE):
+        if any(fnmatch.fnmatch(s, pat) for pat in excluded()):
             continue
         if (root / p).is_file():
             keep.append(p)
@@ -63,11 +65,15 @@ def write_release(dest: Path, root: Path = REPO_ROOT) -> list[Path]:
     return files
 
 
-def _function_bodies(path: Path) -> dict[str, str]:
-    """Normalised bodies (ast.dump, docstring removed) of the functions in a module, by name."""
+def _function_bodies(path: Path, *, solution: bool = False) -> dict[str, str]:
+    """Normalised bodies (ast.dump, docstring removed) of the functions in a module, by name.
+
+    ``solution=True`` reads a reference file as its solution view (prompts and markers removed).
+    """
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-    except (SyntaxError, UnicodeDecodeError):
+        text = path.read_text(encoding="utf-8")
+        tree = ast.parse(to_solution(text, str(path)) if solution else text)
+    except (SyntaxError, UnicodeDecodeError, MarkerError):
         return {}
     bodies = {}
     for node in ast.walk(tree):
@@ -85,24 +91,32 @@ def check_release(dest: Path, root: Path = REPO_ROOT) -> list[str]:
     problems = []
     ref_bodies: dict[str, str] = {}
     shared: set[str] = set()
-    for ref in root.glob("phase*/reference/**/*.py"):
-        ref_bodies.update({b: f"{ref.relative_to(root)}:{n}" for n, b in _function_bodies(ref).items()})
-    # Helpers written out in full exist in both starter and reference by design.
-    for st in root.glob("phase*/starter/**/*.py"):
-        shared.update(_function_bodies(st).values())
+    parts = [p for ph in phases() for p in ph.parts]
+    for part in parts:
+        for ref in (root / part.folder / "reference").rglob("*.py"):
+            ref_bodies.update({b: f"{ref.relative_to(root)}:{n}"
+                               for n, b in _function_bodies(ref, solution=True).items()})
+        # Helpers written out in full exist in both starter and reference by design.
+        for st in (root / part.folder / "starter").rglob("*.py"):
+            shared.update(_function_bodies(st).values())
     for p in sorted(dest.rglob("*")):
         if not p.is_file():
             continue
         rel = p.relative_to(dest).as_posix()
-        if any(fnmatch.fnmatch(rel, pat) for pat in EXCLUDE):
+        if any(fnmatch.fnmatch(rel, pat) for pat in excluded()):
             problems.append(f"{rel}: excluded path present")
             continue
-        if p.suffix in (".py", ".ipynb", ".md"):
+        if p.suffix in (".py", ".ipynb"):
             text = p.read_text(encoding="utf-8", errors="replace")
-            if REFERENCE_BANNER in text and p.suffix == ".py" and text.lstrip().startswith(REFERENCE_BANNER):
+            if p.suffix == ".py" and text.lstrip().startswith(REFERENCE_BANNER):
                 problems.append(f"{rel}: carries the reference banner")
+            # graders/starters.py shows the markers in its docstring: it documents them, it holds no solution.
+            if rel != "graders/starters.py" and (lines := marker_lines(text)):
+                problems.append(f"{rel}:{lines[0]}: carries a solution marker (a reference block survived)")
         if p.suffix == ".py":
-            for name, body in _function_bodies(p).items():
+            # A copied reference file still holds its prompts: read it as its solution view too.
+            bodies = {**_function_bodies(p), **_function_bodies(p, solution=True)}
+            for name, body in bodies.items():
                 if body in ref_bodies and body not in shared:
                     problems.append(f"{rel}:{name} has the body of {ref_bodies[body]}")
     return problems

@@ -1,7 +1,8 @@
 """Run one phase's grader in a child process, enforce limits, and survive anything a submission does.
 
-The child is ``python -m pytest graders/phaseN -p graders.plugin ...``; it streams start/end events
-to ``records.jsonl``. The parent (this module) watches it:
+Each part of the phase is graded by its own child, ``python -m pytest graders/phaseN/<part> -p
+graders.plugin ...`` (the learner's package differs per part); it streams typed events
+(``graders.events``) to ``records.jsonl``. The parent (this module) watches it:
 
 * a criterion running past its ``time_limit_s`` (hang, deadlock, infinite loop) gets the child's
   whole process group killed and a failed verdict that says so;
@@ -23,7 +24,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .outcomes import REPO_ROOT, OutcomesError, load_outcomes
+from . import events
+from .course import REPO_ROOT, CourseError, Part, phase as course_phase
+from .outcomes import OutcomesError, load_outcomes
 from .profiles import fingerprint as machine_fingerprint
 from .records import CriterionResult, GradeRun
 
@@ -58,86 +61,112 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _failed(spec, message: str, duration: float, profile: str) -> CriterionResult:
-    th = spec.thresholds_for(profile)
-    return CriterionResult(
-        id=spec.id, title=spec.title, phase=spec.phase, task=spec.task, guide=spec.guide,
-        metric=spec.metric, unit=spec.unit, better=spec.better, verdict="fail", points=0.0,
-        max_points=spec.points, required=spec.required, gpu=spec.gpu, message=message,
-        hint=f"{spec.hint} (guide: {spec.guide})", duration_s=round(duration, 3),
-        threshold_pass=th.pass_ if th else None, threshold_full=th.full if th else None)
-
-
-def grade_phase(phase: int, *, impl: str = "starter", submission: Path | None = None,
+def grade_phase(phase: int, *, part: str | None = None, impl: str = "starter", submission: Path | None = None,
                 profile: str | None = None, quick: bool = False, task: int | None = None,
                 out: Path, python: str = sys.executable, log=print) -> GradeRun:
-    """Grade one phase; write nothing but the child's raw files into ``out`` (reports are the CLI's)."""
+    """Grade one phase (every part, or ``part``, or the part that holds ``task``).
+
+    Writes nothing but the children's raw files into ``out`` (reports are the CLI's).
+    """
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t_start = time.time()
     out.mkdir(parents=True, exist_ok=True)
     root = Path(submission).resolve() if submission else REPO_ROOT
     run = GradeRun(phase=phase, impl=impl, submission=str(root), profile=profile or "?",
                    fingerprint=machine_fingerprint(), started_at=started, duration_s=0.0,
-                   criteria=[], quick=quick)
+                   criteria=[], quick=quick, part=part, task=task)
     try:
+        ph = course_phase(phase)
+        parts = [ph.part(part)] if part is not None or not ph.multipart else list(ph.parts)
+        if task is not None:
+            owner = ph.part_of_task(task)
+            if owner not in parts:
+                raise CourseError(f"task {phase}.{task} belongs to part {owner.name}, not {part}")
+            parts = [owner]
         outcomes = load_outcomes(phase)
-    except OutcomesError as e:
+    except (CourseError, OutcomesError) as e:
         run.grader_errors.append(str(e))
-        return run
-    wanted = {c.id: c for c in outcomes.for_task(task)}
-    if not wanted:
-        run.grader_errors.append(f"phase {phase} has no criteria for task {task}")
         return run
     if submission and not root.is_dir():
         run.grader_errors.append(f"submission folder {root} does not exist")
         return run
-
-    records = out / "records.jsonl"
-    records.unlink(missing_ok=True)
-    results: dict[str, CriterionResult] = {}
-    import_failed = ""
+    (out / "records.jsonl").unlink(missing_ok=True)
+    (out / "pytest.log").unlink(missing_ok=True)
     bench_files: list[Path] = []
-    tests_dir = REPO_ROOT / "graders" / f"phase{phase}"
+    graded_any = False
+    for p in parts:
+        wanted = {c.id: c for c in outcomes.select(part=p.name, task=task)}
+        if not wanted:
+            if not p.planned:
+                run.grader_errors.append(f"part {p.key} has no criteria"
+                                         + (f" for task {phase}.{task}" if task is not None else ""))
+            continue
+        graded_any = True
+        _grade_part(p, wanted, run, impl=impl, root=root, quick=quick, task=task, profile=profile, out=out,
+                    python=python, log=log, bench_files=bench_files, t_start=t_start)
+    if not graded_any and not run.grader_errors:
+        run.grader_errors.append(f"phase {phase} has no graded criteria yet (its parts are planned)")
+    run.duration_s = round(time.time() - t_start, 2)
+    run.benchmark_json = _merge_benchmarks(bench_files, out / "benchmark.json")
+    return run
+
+
+def _child_env() -> dict[str, str]:
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
     env.setdefault("KINETO_LOG_LEVEL", "6")  # torch.profiler's C++ side: quiet
     # Inductor compiles with a worker process per core by default: on a 16-core GPU box that pool
     # alone passed the 8 GiB memory limit of a criterion. One compile thread keeps grading bounded.
     env.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+    return env
+
+
+def _grade_part(part: Part, wanted: dict, run: GradeRun, *, impl: str, root: Path, quick: bool,
+                task: int | None, profile: str | None, out: Path, python: str, log, bench_files: list[Path],
+                t_start: float) -> None:
+    """Grade the ``wanted`` criteria of one part, restarting the child after each kill, into ``run``."""
+    records = out / f"records-{part.name}.jsonl" if part.name else out / "records.jsonl"
+    records.unlink(missing_ok=True)
+    results: dict[str, CriterionResult] = {}
+    import_failed = ""
+    tests_dir = REPO_ROOT / part.grader_dir
+    env = _child_env()
     # The child runs with cwd = this copy's root, and `python -m` puts the cwd first on sys.path, so
     # `graders` always resolves to this copy even when PYTHONPATH names another one.
     for attempt in range(len(wanted) + 2):
         todo = [c for c in wanted if c not in results]
         if not todo:
             break
-        bench = out / f"benchmark-{attempt}.json"
+        bench = out / f"benchmark-{part.name or 'main'}-{attempt}.json"
         bench_files.append(bench)
         cmd = [python, "-m", "pytest", str(tests_dir), "-p", "graders.plugin", "-q", "--no-header",
                "-p", "no:cacheprovider", "-o", "addopts=--strict-markers", "-o", "console_output_style=classic",
-               f"--rootdir={REPO_ROOT}", f"--lab-phase={phase}", f"--lab-impl={impl}",
+               f"--rootdir={REPO_ROOT}", f"--lab-phase={part.phase}", f"--lab-impl={impl}",
                f"--lab-root={root}", f"--lab-records={records}", f"--benchmark-json={bench}",
                f"--lab-done={','.join(results)}"]
+        cmd += [f"--lab-part={part.name}"] if part.name else []
         cmd += ["--lab-quick"] if quick else []
         cmd += [f"--lab-task={task}"] if task is not None else []
         cmd += [f"--lab-profile={profile}"] if profile else []
         cmd += [f"--lab-import-failed={import_failed}"] if import_failed else []
         with open(out / "pytest.log", "a", encoding="utf-8") as logf:
-            logf.write(f"\n=== attempt {attempt}: {' '.join(cmd)}\n")
+            logf.write(f"\n=== part {part.key}, attempt {attempt}: {' '.join(cmd)}\n")
             logf.flush()
             proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT,
                                     start_new_session=True)
             killed = _watch(proc, records, wanted, results, run, log)
         if killed is None and proc.returncode not in (0, 1):
             # The child ended on its own without finishing a criterion it had started, or never ran.
-            killed = ("crashed", f"the grading process exited with code {proc.returncode}")
+            killed = ("crashed", f"the grading process exited with code {proc.returncode}", None)
         if killed:
-            kind, why, current = (*killed, None) if len(killed) == 2 else killed
-            current = current or _current(records, results)
+            kind, why, current = killed
+            current = current or _current(records)
             if current == "__import__":
                 import_failed = f"importing your code did not finish: {why}"
                 continue
             if current and current in wanted:
                 spec = wanted[current]
-                results[current] = _failed(spec, why, time.time() - t_start, run.profile)
+                results[current] = CriterionResult.from_spec(spec, spec.thresholds_for(run.profile), verdict="fail",
+                                                             message=why, duration_s=time.time() - t_start)
                 log(f"  {current}: {why}")
                 continue
             if not any(c in results for c in todo):
@@ -147,27 +176,22 @@ def grade_phase(phase: int, *, impl: str = "starter", submission: Path | None = 
                 break
         elif not any(c in results for c in todo):
             break  # nothing new graded and nothing running: stop resuming
-    for cid, spec in wanted.items():
+    for cid in wanted:
         if cid not in results and not run.grader_errors:
             run.grader_errors.append(f"criterion {cid} was not graded: no test in {tests_dir} "
                                      f"implements it, or it was deselected")
-    run.criteria = [results[c] for c in wanted if c in results]
-    run.duration_s = round(time.time() - t_start, 2)
-    run.benchmark_json = _merge_benchmarks(bench_files, out / "benchmark.json")
-    return run
+    run.criteria += [results[c] for c in wanted if c in results]
 
 
-def _current(records: Path, results: dict) -> str | None:
+def _current(records: Path) -> str | None:
     """The criterion (or ``__import__``) the child had started and not finished."""
     current = None
     for ev in _events(records):
-        if ev["event"] == "start":
-            current = ev["id"]
-        elif ev["event"] == "end":
-            current = None
-        elif ev["event"] == "import_start":
+        if isinstance(ev, events.Start):
+            current = ev.id
+        elif isinstance(ev, events.ImportStart):
             current = "__import__"
-        elif ev["event"] == "import_end":
+        elif isinstance(ev, (events.End, events.ImportEnd)):
             current = None
     return current
 
@@ -178,8 +202,8 @@ def _events(records: Path):
     with open(records, encoding="utf-8") as f:
         for line in f:
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
+                yield events.decode(line)
+            except events.EventError:
                 continue  # a line cut short by a kill
 
 
@@ -199,29 +223,27 @@ def _watch(proc, records: Path, wanted, results, run: GradeRun, log):
             pos += len(complete.encode("utf-8"))
             for line in complete.splitlines():
                 try:
-                    ev = json.loads(line)
-                except json.JSONDecodeError:
+                    ev = events.decode(line)
+                except events.EventError:
                     continue
-                kind = ev["event"]
-                if kind == "session":
-                    run.profile = ev["profile"]
-                    run.fingerprint = ev["fingerprint"]
-                elif kind == "import_start":
+                if isinstance(ev, events.Session):
+                    run.profile, run.fingerprint = ev.profile, ev.fingerprint
+                elif isinstance(ev, events.ImportStart):
                     current, deadline, mem_limit = "__import__", time.time() + IMPORT_LIMIT_S, 8192
-                elif kind == "import_end":
+                elif isinstance(ev, events.ImportEnd):
                     current = deadline = None
-                elif kind == "start":
-                    current, ev_limit = ev["id"], ev["time_limit_s"]
+                elif isinstance(ev, events.Start):
+                    current, ev_limit = ev.id, ev.time_limit_s
                     deadline = time.time() + ev_limit
-                    mem_limit = ev["memory_limit_mb"]
-                elif kind == "end":
-                    res = CriterionResult.from_dict(ev["result"])
-                    if res.id in wanted:
+                    mem_limit = ev.memory_limit_mb
+                elif isinstance(ev, events.End):
+                    res = CriterionResult.from_dict(ev.result)
+                    if res.id in wanted and res.id not in results:
                         results[res.id] = res
-                        log(f"  {res.id:<28} {res.verdict.upper():<12} {res.points:g}/{res.max_points:g}")
+                        log(f"  {res.id:<34} {res.verdict.upper():<12} {res.points:g}/{res.max_points:g}")
                     current = deadline = None
-                elif kind == "grader_error":
-                    run.grader_errors.append(ev["message"])
+                elif isinstance(ev, events.GraderError) and ev.message not in run.grader_errors:
+                    run.grader_errors.append(ev.message)
         if proc.poll() is not None:
             return None
         if deadline is not None and time.time() > deadline:

@@ -1,7 +1,8 @@
 """Import a learner's code, and turn whatever it does wrong into a clear, gradable failure.
 
-The grader imports exactly one implementation package, ``<phase folder>.<impl>``, from the
-submission's copy of the repo (by default the grader's own copy). It never imports the reference
+The grader imports exactly one implementation package, ``<part package>.<impl>`` (for example
+``phase2_optimization.quantization.starter``), from the submission's copy of the repo (by default
+the grader's own copy). It never imports the reference
 unless ``impl == "reference"``. The grader's own modules (``graders``) always come from the
 grader's copy, never from the submission.
 """
@@ -30,34 +31,38 @@ class LearnerError(SubmissionError):
         self.not_implemented = not_implemented
 
 
-def load_impl(phase_dir: str, impl: str, root: Path) -> ModuleType:
-    """Import ``phase_dir.impl`` from ``root`` (a copy of the course repo).
+def load_impl(folder: str, impl: str, root: Path) -> ModuleType:
+    """Import ``<folder>/<impl>`` (``phase2_optimization/quantization`` + ``starter``) from ``root``.
 
+    ``root`` is a copy of the course repo (the grader's own, or a learner's submission). The phase's
+    top package is loaded from that copy by path, so every module below it (the part package, its
+    shared ``types.py``, the learner's files) resolves inside the copy too.
     Raises LearnerError with a one-line reason when the package is missing or fails to import.
     """
     root = Path(root).resolve()
-    pkg_dir = root / phase_dir
-    impl_dir = pkg_dir / impl
+    top = folder.split("/")[0]
+    pkg_dir = root / top
+    impl_dir = root / folder / impl
     if not (impl_dir / "__init__.py").is_file():
         extra = " (the learner copy has no reference solution)" if impl == "reference" else ""
         raise LearnerError(f"{impl_dir} not found{extra}")
-    if phase_dir in sys.modules:
-        loaded = Path(getattr(sys.modules[phase_dir], "__file__", "") or "").resolve()
+    if top in sys.modules:
+        loaded = Path(getattr(sys.modules[top], "__file__", "") or "").resolve()
         if loaded.parent != pkg_dir:
-            raise LearnerError(f"{phase_dir} is already imported from {loaded}, not from {pkg_dir}")
+            raise LearnerError(f"{top} is already imported from {loaded}, not from {pkg_dir}")
     else:
         spec = importlib.util.spec_from_file_location(
-            phase_dir, pkg_dir / "__init__.py", submodule_search_locations=[str(pkg_dir)])
+            top, pkg_dir / "__init__.py", submodule_search_locations=[str(pkg_dir)])
         if spec is None or spec.loader is None:
             raise LearnerError(f"cannot import {pkg_dir}")
         mod = importlib.util.module_from_spec(spec)
-        sys.modules[phase_dir] = mod
+        sys.modules[top] = mod
         try:
             spec.loader.exec_module(mod)
         except BaseException as e:  # noqa: BLE001 - any failure of learner code is the learner's
-            del sys.modules[phase_dir]
+            del sys.modules[top]
             raise LearnerError(f"importing {pkg_dir / '__init__.py'} failed: {_short(e)}") from None
-    name = f"{phase_dir}.{impl}"
+    name = f"{folder.replace('/', '.')}.{impl}"
     try:
         module = importlib.import_module(name)
     except BaseException as e:  # noqa: BLE001

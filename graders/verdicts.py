@@ -1,10 +1,10 @@
 """From a measured value to a verdict and points: bands, and honesty about noise.
 
-Bands (brief, item 8): a seed range such as "INT8 2-4x" becomes ``pass = 2.0``, ``full = 4.0``.
+Bands: a seed range such as "INT8 2-4x" becomes ``pass = 2.0``, ``full = 4.0``.
 Reaching ``pass`` earns :data:`PASS_FRACTION` of the points, reaching ``full`` earns them all, and
 points grow linearly in between. Missing ``pass`` earns nothing.
 
-Noise (brief, item 6): a timed measurement comes with an interval (the quartiles of its samples or
+Noise: a timed measurement comes with an interval (the quartiles of its samples or
 paired ratios). When the measurement stayed noisy (IQR/median above 0.10 after bounded
 re-measurement) and its interval straddles the pass threshold, the verdict is ``inconclusive``,
 never a silent fail. A noisy measurement whose whole interval clears (or misses) the threshold is
@@ -19,7 +19,7 @@ __all__ = ["PASS_FRACTION", "NOISE_LIMIT", "Verdict", "band_points", "judge"]
 
 #: Share of a criterion's points earned at the pass threshold.
 PASS_FRACTION = 0.7
-#: IQR / median above which a timing is called noisy (brief, item 6; torch.utils.benchmark warns at 0.1).
+#: IQR / median above which a timing is called noisy (torch.utils.benchmark warns at 0.1).
 NOISE_LIMIT = 0.10
 
 

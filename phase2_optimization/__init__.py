@@ -1,2 +1,6 @@
-"""Phase 2: optimization. Quantization (QUANTIZATION_GUIDE.md, tasks 2.1-2.6) and compilation
-(COMPILATION_GUIDE.md, tasks 2.7-2.11). Your code goes in ``starter/``."""
+"""Phase 2 of Inference Lab: optimization, in two parts.
+
+``quantization/`` (QUANTIZATION_GUIDE.md, tasks 2.1-2.6) and ``compilation/`` (COMPILATION_GUIDE.md,
+tasks 2.7-2.11). In each part your code goes in ``starter/``; ``reference/`` is the hidden solution
+(not in the learner copy).
+"""

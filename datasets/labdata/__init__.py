@@ -11,6 +11,7 @@ Modules:
     detector    the Phase 4 digit detector (region proposal + CNN) and its scoring
     train       deterministic training of the accuracy workloads (``python -m labdata.train``)
     catalog     name -> model, example input, dataset, metadata
+    cpu         the CPU's model and ISA flags (the one reader of /proc/cpuinfo)
     generate    ``python -m labdata.generate`` (what ``make data`` runs)
 """
 

@@ -1,1 +1,1 @@
-"""Phase 2 criteria: quantization (test_quant_*.py) and compilation (test_compile_*.py)."""
+"""Phase 2 criteria, one folder per part: ``quantization/`` and ``compilation/``."""

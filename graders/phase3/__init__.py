@@ -1,1 +1,1 @@
-"""Phase 3 criteria: dynamic batching and concurrent models, graded under load the grader generates."""
+"""Phase 3 criteria, one folder per part: ``batching/`` (``gpu/`` is planned)."""

@@ -1,7 +1,7 @@
 """``results.json``: the course's own machine-readable grade (schema version 1).
 
 One object per run with the run's identity, the machine fingerprint, the totals and a
-``criteria`` list whose keys follow the brief (id, description, guide_section, metric, value,
+``criteria`` list whose keys are (id, description, guide_section, metric, value,
 threshold, unit, verdict, points, hint, ...). The file is strict JSON: NaN and infinities are
 written as ``null``, so :func:`read_results_json` gives ``None`` back for them.
 """

@@ -1,8 +1,19 @@
 # REFERENCE SOLUTION: excluded from the learner release (make release).
-"""Phase 1 reference solution: the same public API as ``phase1_basics.starter``, fully implemented.
+"""Phase 1 starter: the public API the Phase 1 graders call. Fill in every ``NotImplementedError``.
 
-Graders never import this package; CI and instructors use it (``--impl reference``) to prove every
-threshold in EXPECTED_OUTCOMES.md is reachable.
+Work through the tasks in order (each builds on the last), reading the matching section of
+``phase1_basics/IMPLEMENTATION_GUIDE.md`` first:
+
+    Task 1.1  loading.py     load_predictor         load a model in any format
+    Task 1.2  latency.py     summarize_latencies, measure_latency
+    Task 1.3  throughput.py  measure_throughput
+    Task 1.4  memory.py      parameter_bytes, peak_memory_during
+    Task 1.5  profiling.py   top_operators
+    Task 1.6  devices.py     compare_devices
+    Task 1.7  report.py      write_report
+
+Check one task with ``make grade PHASE=1 TASK=N``. ``types.py`` and the helpers (``Predictor``,
+``device_sync``, ``environment_info``) are written in full: use them, keep their names.
 """
 from .devices import DEVICES, compare_devices
 from .latency import device_sync, measure_latency, summarize_latencies
@@ -11,7 +22,7 @@ from .memory import parameter_bytes, peak_memory_during
 from .profiling import top_operators
 from .report import environment_info, write_report
 from .throughput import measure_throughput
-from .types import (MIN_SAMPLES, DeviceResult, LatencyStats, MemoryReport, OpStat, ReportPaths,
+from ..types import (MIN_SAMPLES, DeviceResult, LatencyStats, MemoryReport, OpStat, ReportPaths,
                     ThroughputPoint)
 
 __all__ = [

@@ -9,8 +9,10 @@ from typing import Callable
 
 import torch
 
+# BEGIN SOLUTION
 from .latency import device_sync, measure_latency
-from .types import DeviceResult
+# END SOLUTION
+from ..types import DeviceResult
 
 __all__ = ["DEVICES", "compare_devices"]
 
@@ -45,6 +47,7 @@ def compare_devices(build_model: Callable[[], torch.nn.Module], make_input: Call
 
     Guide: IMPLEMENTATION_GUIDE.md#task-16-cpu-versus-gpu
     """
+    # BEGIN SOLUTION
     rows = []
     for device in DEVICES:
         # Step 1: a device we cannot use still gets its row, with the reason.
@@ -58,7 +61,7 @@ def compare_devices(build_model: Callable[[], torch.nn.Module], make_input: Call
 
         def forward() -> None:
             with torch.inference_mode():
-                model(x)
+                model(x)  # noqa: F821 - defined above; deleted only after the last call
 
         # Step 3: time it with the device's sync inside the timed region.
         stats = measure_latency(forward, warmup=warmup, iterations=iterations, sync=device_sync(device))
@@ -66,3 +69,13 @@ def compare_devices(build_model: Callable[[], torch.nn.Module], make_input: Call
                                  samples_per_s=batch_size / (stats.p50_ms / 1000.0)))
         del model, x
     return rows
+    # END SOLUTION
+    """ # BEGIN PROMPT
+    # Step 1: for device in DEVICES. For "cuda" when torch.cuda.is_available() is False, append
+    #   DeviceResult("cuda", available=False, p50_ms=None, samples_per_s=None, reason="...") and go on.
+    # Step 2: model = build_model().eval().to(device); x = make_input(batch_size).to(device), untimed.
+    # Step 3: stats = measure_latency(<forward under torch.inference_mode()>, warmup=..., iterations=...,
+    #   sync=device_sync(device))   (from .latency import device_sync, measure_latency)
+    # Step 4: DeviceResult(device, True, stats.p50_ms, batch_size / (stats.p50_ms / 1000)).
+    raise NotImplementedError("Task 1.6: see IMPLEMENTATION_GUIDE.md#task-16-cpu-versus-gpu")
+    """  # END PROMPT

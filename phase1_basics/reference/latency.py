@@ -5,13 +5,17 @@ Guide: IMPLEMENTATION_GUIDE.md#task-12-latency-measurement
 """
 from __future__ import annotations
 
+# BEGIN SOLUTION
 import time
+# END SOLUTION
 from typing import Callable, Sequence
 
+# BEGIN SOLUTION
 import numpy as np
+# END SOLUTION
 import torch
 
-from .types import LatencyStats
+from ..types import LatencyStats
 
 __all__ = ["device_sync", "summarize_latencies", "measure_latency"]
 
@@ -61,6 +65,7 @@ def summarize_latencies(samples_ms: Sequence[float]) -> LatencyStats:
 
     Guide: IMPLEMENTATION_GUIDE.md#task-12-latency-measurement
     """
+    # BEGIN SOLUTION
     # Step 1: float64 numpy array; refuse an empty one.
     arr = np.asarray(samples_ms, dtype=np.float64).ravel()   # [N]
     if arr.size == 0:
@@ -73,6 +78,14 @@ def summarize_latencies(samples_ms: Sequence[float]) -> LatencyStats:
     return LatencyStats(mean_ms=mean, std_ms=std, p50_ms=p50, p90_ms=p90, p95_ms=p95, p99_ms=p99,
                         min_ms=float(arr.min()), max_ms=float(arr.max()), cv=cv,
                         n_samples=int(arr.size), samples_ms=[float(v) for v in arr])
+    # END SOLUTION
+    """ # BEGIN PROMPT
+    # Step 1: arr = np.asarray(samples_ms, dtype=np.float64); an empty array -> ValueError.
+    # Step 2: mean, std (np.std's default ddof=0 is the population std), np.percentile(arr, [50, 90, 95, 99]),
+    #   min, max, cv = std / mean. Convert every numpy scalar with float(...) before storing it.
+    # Step 3: return LatencyStats(..., n_samples=len(arr), samples_ms=[float(v) for v in arr]).
+    raise NotImplementedError("Task 1.2: see IMPLEMENTATION_GUIDE.md#task-12-latency-measurement")
+    """  # END PROMPT
 
 
 def measure_latency(fn: Callable[[], object], *, warmup: int = 10, iterations: int = 100,
@@ -101,6 +114,7 @@ def measure_latency(fn: Callable[[], object], *, warmup: int = 10, iterations: i
 
     Guide: IMPLEMENTATION_GUIDE.md#task-12-latency-measurement
     """
+    # BEGIN SOLUTION
     if warmup < 0 or iterations < 1:
         raise ValueError(f"need warmup >= 0 and iterations >= 1, got warmup={warmup}, iterations={iterations}")
     sync = sync if sync is not None else device_sync("cpu")
@@ -117,3 +131,12 @@ def measure_latency(fn: Callable[[], object], *, warmup: int = 10, iterations: i
         samples_ns.append(time.perf_counter_ns() - start)
     # Step 3: nanoseconds -> milliseconds, then the statistics.
     return summarize_latencies([ns / 1e6 for ns in samples_ns])
+    # END SOLUTION
+    """ # BEGIN PROMPT
+    # Step 1: validate warmup/iterations; sync=None means "nothing to wait for".
+    # Step 2: call fn() `warmup` times, untimed, then sync() once.
+    # Step 3: for each iteration: start = time.perf_counter_ns(); fn(); sync(); record the elapsed ns.
+    #   The sync() goes INSIDE the timed region: on a GPU, fn() returns when the work is queued.
+    # Step 4: convert ns -> ms (divide by 1e6) and return summarize_latencies(samples).
+    raise NotImplementedError("Task 1.2: see IMPLEMENTATION_GUIDE.md#task-12-latency-measurement")
+    """  # END PROMPT

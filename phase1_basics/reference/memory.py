@@ -5,13 +5,17 @@ Guide: IMPLEMENTATION_GUIDE.md#task-14-memory-profiling
 """
 from __future__ import annotations
 
+# BEGIN SOLUTION
 import threading
+# END SOLUTION
 from typing import Callable
 
+# BEGIN SOLUTION
 import psutil
+# END SOLUTION
 import torch
 
-from .types import MemoryReport
+from ..types import MemoryReport
 
 __all__ = ["parameter_bytes", "peak_memory_during"]
 
@@ -34,18 +38,27 @@ def parameter_bytes(model: torch.nn.Module) -> int:
 
     Guide: IMPLEMENTATION_GUIDE.md#task-14-memory-profiling
     """
+    # BEGIN SOLUTION
     # Step 1: parameters() and buffers() already skip duplicates of a shared tensor.
     total = 0
     for tensor in list(model.parameters()) + list(model.buffers()):
         # Step 2: elements times bytes per element (4 for float32, 2 for float16, 8 for int64).
         total += tensor.numel() * tensor.element_size()
     return int(total)
+    # END SOLUTION
+    """ # BEGIN PROMPT
+    # Step 1: walk model.parameters() AND model.buffers() (both skip duplicates of a shared tensor).
+    # Step 2: add tensor.numel() * tensor.element_size() for each; return an int.
+    raise NotImplementedError("Task 1.4: see IMPLEMENTATION_GUIDE.md#task-14-memory-profiling")
+    """  # END PROMPT
 
 
+# BEGIN SOLUTION
 def _rss() -> int:
     return psutil.Process().memory_info().rss
 
 
+# END SOLUTION
 def peak_memory_during(fn: Callable[[], object], *, device: str = "cpu",
                        interval_s: float = 0.0005) -> MemoryReport:
     """Run ``fn()`` once and report the memory in use before it and at its peak.
@@ -69,6 +82,7 @@ def peak_memory_during(fn: Callable[[], object], *, device: str = "cpu",
 
     Guide: IMPLEMENTATION_GUIDE.md#task-14-memory-profiling
     """
+    # BEGIN SOLUTION
     if str(device).startswith("cuda"):
         # Step 1 (GPU): the allocator keeps its own high-water mark; reset it, run, read it.
         dev = torch.device(device)
@@ -110,3 +124,15 @@ def peak_memory_during(fn: Callable[[], object], *, device: str = "cpu",
     peak = max(samples)
     return MemoryReport(baseline_bytes=int(baseline), peak_bytes=int(peak),
                         delta_bytes=int(peak - baseline), device="cpu")
+    # END SOLUTION
+    """ # BEGIN PROMPT
+    # Step 1 (cuda): torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats();
+    #   baseline = torch.cuda.memory_allocated(); fn(); torch.cuda.synchronize();
+    #   peak = torch.cuda.max_memory_allocated().
+    # Step 2 (cpu): baseline = psutil.Process().memory_info().rss; start a threading.Thread that
+    #   appends an RSS reading every interval_s until a threading.Event is set.
+    # Step 3: result = fn(); take one more reading while `result` is still alive; set the event and
+    #   join the thread (use try/finally so a failing fn never leaves the thread running).
+    # Step 4: peak = max(baseline and every reading); delta = peak - baseline.
+    raise NotImplementedError("Task 1.4: see IMPLEMENTATION_GUIDE.md#task-14-memory-profiling")
+    """  # END PROMPT

@@ -10,10 +10,12 @@ Guide: IMPLEMENTATION_GUIDE.md#task-15-per-operator-profile
 from __future__ import annotations
 
 import torch
+# BEGIN SOLUTION
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
+# END SOLUTION
 
-from .types import OpStat
+from ..types import OpStat
 
 __all__ = ["top_operators"]
 
@@ -45,6 +47,7 @@ def top_operators(model: torch.nn.Module, example_input: torch.Tensor, *, k: int
 
     Guide: IMPLEMENTATION_GUIDE.md#task-15-per-operator-profile
     """
+    # BEGIN SOLUTION
     if k < 1 or iterations < 1 or warmup < 0:
         raise ValueError(f"need k >= 1, iterations >= 1, warmup >= 0; got {k}, {iterations}, {warmup}")
     on_cuda = str(device).startswith("cuda")
@@ -78,3 +81,16 @@ def top_operators(model: torch.nn.Module, example_input: torch.Tensor, *, k: int
     events = [e for e in prof.key_averages() if self_us(e) > 0 and is_operator(e)]
     events.sort(key=self_us, reverse=True)
     return [OpStat(name=e.key, self_time_ms=self_us(e) / 1000.0, calls=int(e.count)) for e in events[:k]]
+    # END SOLUTION
+    """ # BEGIN PROMPT
+    # Step 1: model.eval().to(device); x = example_input.to(device); everything under torch.inference_mode().
+    # Step 2: `warmup` plain forward passes, then
+    #   with torch.profiler.profile(activities=[ProfilerActivity.CPU] (+ ProfilerActivity.CUDA)) as prof:
+    #       `iterations` forward passes (torch.cuda.synchronize() before leaving the block on a GPU)
+    # Step 3: prof.key_averages() aggregates by operator name; each entry has .key, .count and
+    #   .self_cpu_time_total (microseconds; .self_device_time_total on a GPU, where you keep only the
+    #   operator rows: entry.device_type == torch.autograd.DeviceType.CPU and a "::" in the name, not
+    #   the kernel rows or the profiler's own).
+    # Step 4: sort by self time, descending; return the first k as OpStat(name, self_time_ms=us / 1000, calls).
+    raise NotImplementedError("Task 1.5: see IMPLEMENTATION_GUIDE.md#task-15-per-operator-profile")
+    """  # END PROMPT

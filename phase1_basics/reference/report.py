@@ -5,18 +5,22 @@ Guide: IMPLEMENTATION_GUIDE.md#task-17-performance-report
 """
 from __future__ import annotations
 
+# BEGIN SOLUTION
 import dataclasses
 import json
+# END SOLUTION
 import math
 import os
 import platform
 import sys
+# BEGIN SOLUTION
 from pathlib import Path
+# END SOLUTION
 from typing import Any
 
 import torch
 
-from .types import DeviceResult, LatencyStats, MemoryReport, OpStat, ReportPaths, ThroughputPoint
+from ..types import DeviceResult, LatencyStats, MemoryReport, OpStat, ReportPaths, ThroughputPoint
 
 __all__ = ["environment_info", "write_report"]
 
@@ -44,13 +48,16 @@ def _finite(value: Any) -> Any:
     return value
 
 
+# BEGIN SOLUTION
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
+# END SOLUTION
 # ---------------------------------------------------------------------------------------------------
 # ## Task 1.7: performance report
 # ---------------------------------------------------------------------------------------------------
+# BEGIN SOLUTION
 def _plot_latency(latency: LatencyStats, path: Path, title: str) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -89,6 +96,7 @@ def _plot_throughput(points: list[ThroughputPoint], path: Path, title: str) -> N
     fig.savefig(path, dpi=100)
 
 
+# END SOLUTION
 def write_report(model_name: str, latency: LatencyStats, throughput: list[ThroughputPoint],
                  memory: MemoryReport, operators: list[OpStat], devices: list[DeviceResult],
                  out_dir: str | os.PathLike) -> ReportPaths:
@@ -123,6 +131,7 @@ def write_report(model_name: str, latency: LatencyStats, throughput: list[Throug
 
     Guide: IMPLEMENTATION_GUIDE.md#task-17-performance-report
     """
+    # BEGIN SOLUTION
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = ReportPaths(markdown=out / "report.md", json=out / "report.json",
@@ -183,3 +192,18 @@ def write_report(model_name: str, latency: LatencyStats, throughput: list[Throug
     ]
     paths.markdown.write_text("\n".join(lines))
     return paths
+    # END SOLUTION
+    """ # BEGIN PROMPT
+    # Step 1: out = Path(out_dir); out.mkdir(parents=True, exist_ok=True).
+    # Step 2: build the dict above: dataclasses.asdict(...) does most of it (leave samples_ms out of
+    #   "latency"; add "estimates" with latency.percentile_is_estimate(q)); "environment" is
+    #   environment_info(). Write it with json.dumps(_finite(data), indent=2).
+    # Step 3: two PNGs without touching pyplot's global state (safe in notebooks too):
+    #   from matplotlib.figure import Figure; from matplotlib.backends.backend_agg import FigureCanvasAgg
+    #   fig = Figure(); FigureCanvasAgg(fig); ax = fig.add_subplot(); ax.hist(latency.samples_ms, ...);
+    #   fig.savefig(out / "latency_histogram.png"). Then samples/s against batch size -> throughput.png.
+    # Step 4: report.md: "# ... {model_name}", Markdown tables ("| p99 (estimate) | ... |"), the device
+    #   reasons, and ![latency histogram](latency_histogram.png), ![throughput](throughput.png).
+    # Step 5: return ReportPaths(markdown=..., json=..., plots={"latency_histogram": ..., "throughput": ...}).
+    raise NotImplementedError("Task 1.7: see IMPLEMENTATION_GUIDE.md#task-17-performance-report")
+    """  # END PROMPT

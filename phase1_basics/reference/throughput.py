@@ -9,8 +9,10 @@ from typing import Callable, Sequence
 
 import torch
 
+# BEGIN SOLUTION
 from .latency import measure_latency
-from .types import ThroughputPoint
+# END SOLUTION
+from ..types import ThroughputPoint
 
 __all__ = ["measure_throughput"]
 
@@ -45,6 +47,7 @@ def measure_throughput(predictor: Callable[[torch.Tensor], object], make_batch: 
 
     Guide: IMPLEMENTATION_GUIDE.md#task-13-throughput-against-batch-size
     """
+    # BEGIN SOLUTION
     points = []
     for batch_size in batch_sizes:
         if int(batch_size) < 1:
@@ -58,3 +61,11 @@ def measure_throughput(predictor: Callable[[torch.Tensor], object], make_batch: 
                                       samples_per_s=batch_size / (stats.p50_ms / 1000.0),
                                       latency_ms=stats.p50_ms))
     return points
+    # END SOLUTION
+    """ # BEGIN PROMPT
+    # Step 1: for each batch size (in order; < 1 -> ValueError): batch = make_batch(bs), BEFORE timing.
+    # Step 2: reuse your Task 1.2 timer (from .latency import measure_latency):
+    #   stats = measure_latency(lambda: predictor(batch), warmup=..., iterations=..., sync=sync)
+    # Step 3: latency_ms = stats.p50_ms (the median call); samples_per_s = bs / (latency_ms / 1000).
+    raise NotImplementedError("Task 1.3: see IMPLEMENTATION_GUIDE.md#task-13-throughput-against-batch-size")
+    """  # END PROMPT

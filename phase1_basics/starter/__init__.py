@@ -21,7 +21,7 @@ from .memory import parameter_bytes, peak_memory_during
 from .profiling import top_operators
 from .report import environment_info, write_report
 from .throughput import measure_throughput
-from .types import (MIN_SAMPLES, DeviceResult, LatencyStats, MemoryReport, OpStat, ReportPaths,
+from ..types import (MIN_SAMPLES, DeviceResult, LatencyStats, MemoryReport, OpStat, ReportPaths,
                     ThroughputPoint)
 
 __all__ = [

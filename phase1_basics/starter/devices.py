@@ -8,7 +8,7 @@ from typing import Callable
 
 import torch
 
-from .types import DeviceResult
+from ..types import DeviceResult
 
 __all__ = ["DEVICES", "compare_devices"]
 

@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .types import LatencyStats
+from ..types import LatencyStats
 
 __all__ = ["device_sync", "summarize_latencies", "measure_latency"]
 

@@ -8,7 +8,7 @@ from typing import Callable
 
 import torch
 
-from .types import MemoryReport
+from ..types import MemoryReport
 
 __all__ = ["parameter_bytes", "peak_memory_during"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .types import OpStat
+from ..types import OpStat
 
 __all__ = ["top_operators"]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .types import DeviceResult, LatencyStats, MemoryReport, OpStat, ReportPaths, ThroughputPoint
+from ..types import DeviceResult, LatencyStats, MemoryReport, OpStat, ReportPaths, ThroughputPoint
 
 __all__ = ["environment_info", "write_report"]
 

@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .types import ThroughputPoint
+from ..types import ThroughputPoint
 
 __all__ = ["measure_throughput"]
 

@@ -30,7 +30,13 @@ class Graded:
         return next(c for c in self.results["criteria"] if c["id"] == cid)
 
     def events(self) -> list[dict]:
-        return [json.loads(l) for l in (self.out / "records.jsonl").read_text().splitlines() if l.strip()]
+        """Every event the grading children streamed (one records file per part), in file order."""
+        return [json.loads(line) for f in sorted(self.out.glob("records*.jsonl"))
+                for line in f.read_text().splitlines() if line.strip()]
+
+    def imported(self) -> list[str]:
+        """The phase modules the grading children imported (each child's session_end)."""
+        return sorted({m for e in self.events() if e["event"] == "session_end" for m in e["modules"]})
 
 
 def run_grade(out: Path, *args: str, cwd: Path = ROOT, env: dict | None = None, timeout: float = 600) -> Graded:
@@ -41,11 +47,13 @@ def run_grade(out: Path, *args: str, cwd: Path = ROOT, env: dict | None = None, 
     return Graded(p.returncode, p.stdout + p.stderr, out)
 
 
-def make_submission(tmp: Path, patches: dict[str, str], phase_dir: str = "phase1_basics") -> Path:
-    """A learner's copy: the starter stubs, with some functions replaced by ``patches`` (file -> code)."""
+def make_submission(tmp: Path, patches: dict[str, str], part_folder: str = "phase1_basics") -> Path:
+    """A learner's copy: the starter stubs of the whole phase, with code appended to some files of one
+    part's ``starter/`` (``patches``: file name -> code, which redefines the functions it names)."""
     sub = tmp / "submission"
+    phase_dir = part_folder.split("/")[0]
     shutil.copytree(ROOT / phase_dir, sub / phase_dir, ignore=shutil.ignore_patterns("reference", "__pycache__"))
     for rel, code in patches.items():
-        f = sub / phase_dir / "starter" / rel
+        f = sub / part_folder / "starter" / rel
         f.write_text(f.read_text() + "\n\n" + code)
     return sub

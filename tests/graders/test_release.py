@@ -14,11 +14,13 @@ needs_reference = pytest.mark.skipif(not (ROOT / "phase1_basics" / "reference").
 
 
 @needs_reference
-def test_release_manifest_leaves_out_reference_and_instructor_files():
+def test_release_manifest_leaves_out_every_reference():
     files = [p.as_posix() for p in release_files()]
     assert "phase1_basics/starter/latency.py" in files
+    assert "phase2_optimization/quantization/starter/affine.py" in files
+    assert "phase2_optimization/quantization/types.py" in files         # shared helpers are the learner's too
     assert "graders/plugin.py" in files
-    assert not [f for f in files if "/reference/" in f or f.startswith("graders/instructor/")]
+    assert not [f for f in files if "/reference/" in f]
 
 
 @needs_reference
@@ -28,7 +30,20 @@ def test_check_release_catches_leaked_reference_code(tmp_path):
     (leak / "latency.py").write_text((ROOT / "phase1_basics/reference/latency.py").read_text())
     problems = check_release(tmp_path)
     assert any("reference banner" in p for p in problems)
+    assert any("carries a solution marker" in p for p in problems)
     assert any("has the body of" in p for p in problems)
+
+
+@needs_reference
+def test_check_release_catches_a_solution_copied_anywhere(tmp_path):
+    """A reference function pasted, without banner or markers, into any file of the copy (a test, say)."""
+    from graders.starters import to_solution
+
+    solution = to_solution((ROOT / "phase3_advanced/batching/reference/loadgen.py").read_text())
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_helpers.py").write_text(solution)
+    problems = check_release(tmp_path)
+    assert any(p.startswith("tests/test_helpers.py:run_closed_loop has the body of") for p in problems), problems
 
 
 @needs_reference

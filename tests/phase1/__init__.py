@@ -1,1 +1,1 @@
-"""Unit tests of the Phase 1 reference solution (``phase1_basics.reference``) and of the starter's shape."""
+"""Unit tests of Phase 1 (``phase1_basics``): the reference here, your starter in the learner copy."""

@@ -14,40 +14,16 @@ os.environ.setdefault("KINETO_LOG_LEVEL", "6")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
+from tinymodels import TinyCNN, seeded  # noqa: E402
 
 __all__ = ["TinyCNN", "make_tiny_cnn"]
 
 IMAGE = (3, 32, 32)   # [C, H, W] of every test input
 
 
-class TinyCNN(nn.Module):
-    """conv-BN-ReLU twice, global average pool, dropout, linear: every layer eval() changes is here."""
-
-    def __init__(self, num_classes: int = 10) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-            nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        )
-        self.dropout = nn.Dropout(0.5)
-        self.head = nn.Linear(16, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:   # [B, 3, H, W] -> [B, num_classes]
-        return self.head(self.dropout(self.features(x)))
-
-
 def make_tiny_cnn(seed: int = 0) -> TinyCNN:
     """A seeded TinyCNN in eval mode with non-trivial batch-norm statistics."""
-    torch.manual_seed(seed)
-    model = TinyCNN()
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
-    return model.eval()
+    return seeded(TinyCNN, seed)
 
 
 @pytest.fixture

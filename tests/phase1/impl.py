@@ -1,23 +1,5 @@
-"""Which Phase 1 implementation these unit tests exercise, as ``p1``.
+"""The Phase 1 implementation under test, as ``p1`` (the reference here, your starter in the learner copy)."""
+from labimpl import implementation
 
-In the course repository that is the hidden reference (``phase1_basics.reference``): CI proves it
-correct. In the learner copy, which has no reference, it is the learner's ``phase1_basics.starter``,
-so ``pytest -m phase1_taskN tests/phase1`` checks the task being worked on. The environment variable
-``INFERENCE_LAB_IMPL=starter|reference`` overrides the choice.
-"""
-from __future__ import annotations
-
-import importlib
-import os
-from pathlib import Path
-
-import pytest
-
-__all__ = ["HAS_REFERENCE", "IMPL", "needs_reference", "p1"]
-
-HAS_REFERENCE = (Path(__file__).resolve().parents[2] / "phase1_basics" / "reference").is_dir()
-IMPL = os.environ.get("INFERENCE_LAB_IMPL") or ("reference" if HAS_REFERENCE else "starter")
-p1 = importlib.import_module(f"phase1_basics.{IMPL}")
-
-#: For tests that compare with, or run, the reference itself.
-needs_reference = pytest.mark.skipif(not HAS_REFERENCE, reason="no reference solution in this copy (learner release)")
+_impl = implementation(1)
+p1, IMPL, HAS_REFERENCE, needs_reference = _impl.module, _impl.impl, _impl.has_reference, _impl.needs_reference

@@ -1,0 +1,166 @@
+"""Task 2.11: TensorRT engines built by the learner from the grader's ONNX files, run and timed by the grader.
+
+Every criterion here needs an NVIDIA GPU and the ``tensorrt`` package (the optional ``gpu`` extra);
+elsewhere each is skipped with that reason. Written against TensorRT 10's Python API.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+
+from ...checks import as_tensor, expect
+from ...harness import paired_ratio
+from ...plugin import criterion
+from .workloads import (digits_resnet18, grader_export, rel_diff, resnet18_224, resnet18_224_onnx,
+                                tensorrt_or_skip)
+
+_ENGINES: dict[str, bytes] = {}
+_LOGGER: list = []
+
+
+def _logger(trt):
+    """One TensorRT logger for the grader's own runtime (TensorRT keeps the first logger it is given)."""
+    if not _LOGGER:
+        _LOGGER.append(trt.Logger(trt.Logger.ERROR))
+    return _LOGGER[0]
+
+
+def _digits_onnx(tmp_path: Path) -> Path:
+    model, x, _ = digits_resnet18()
+    path = tmp_path / "digits_resnet18.onnx"
+    return path if path.is_file() else grader_export(model, x[:2], path)
+
+
+def _build(learner, trt, key: str, onnx_path: Path, reader=None, **config) -> bytes:
+    """The learner's engine, checked to be one: the grader's own TensorRT runtime must deserialise it."""
+    if key in _ENGINES:
+        return _ENGINES[key]
+    cfg = learner.call("TRTConfig", **config)
+    args = (onnx_path, cfg) if reader is None else (onnx_path, cfg, reader)
+    engine = learner.call("build_engine", *args)
+    expect(isinstance(engine, (bytes, bytearray, memoryview)),
+           f"build_engine should return the serialised engine as bytes, got {type(engine).__name__}")
+    engine = bytes(engine)
+    check = trt.Runtime(_logger(trt)).deserialize_cuda_engine(engine)
+    expect(check is not None, "TensorRT cannot deserialise the bytes build_engine returned")
+    _ENGINES[key] = engine
+    return engine
+
+
+def _runner(learner, engine: bytes, tmp_path: Path, name: str):
+    """Serialise to a file and reload through the learner's load_engine (the round trip is part of the task)."""
+    f = tmp_path / f"{name}.plan"
+    f.write_bytes(engine)
+    runner = learner.call("load_engine", f)
+    expect(callable(runner), f"load_engine returned {type(runner).__name__}, which cannot be called")
+    return runner
+
+
+def _logits(learner, runner, x: torch.Tensor, what: str) -> torch.Tensor:
+    out = learner.call_obj(runner, x.cuda(), what=what)
+    torch.cuda.synchronize()
+    return as_tensor(out, f"{what}'s output", shape=(x.shape[0], 10))
+
+
+def _digits_top1(learner, runner, what: str, bs: int = 32) -> tuple[float, float, float, float]:
+    """(engine top-1, eager top-1, max |engine - eager|, top-1 agreement) on the digits test split."""
+    model, x, y = digits_resnet18()
+    right, right_eager, agree, worst = 0, 0, 0, 0.0
+    for i in range(0, x.shape[0], bs):
+        xb = x[i:i + bs]
+        with torch.inference_mode():
+            want = model(xb)
+        got = _logits(learner, runner, xb, what)
+        worst = max(worst, float((got - want).abs().max()))
+        right += int((got.argmax(1) == y[i:i + bs]).sum())
+        right_eager += int((want.argmax(1) == y[i:i + bs]).sum())
+        agree += int((got.argmax(1) == want.argmax(1)).sum())
+    n = x.shape[0]
+    return 100 * right / n, 100 * right_eager / n, worst, agree / n
+
+
+@criterion("p2.compilation.trt_fp32_equivalent")
+def test_trt_fp32_equivalent(grade, learner, tmp_path):
+    trt = tensorrt_or_skip()
+    engine = _build(learner, trt, "fp32", _digits_onnx(tmp_path), precision="fp32", min_batch=1, opt_batch=32,
+                    max_batch=32)
+    runner = _runner(learner, engine, tmp_path, "fp32")
+    top1, top1_eager, worst, agree = _digits_top1(learner, runner, "your FP32 engine")
+    model, x, _ = digits_resnet18()
+    for bs in (1, 7):                                  # the profile's other batch sizes run too
+        with torch.inference_mode():
+            want = model(x[:bs])
+        worst = max(worst, float((_logits(learner, runner, x[:bs], "your FP32 engine") - want).abs().max()))
+    details = {"max_abs_diff": worst, "top1_agreement": agree, "top1": top1, "top1_eager": top1_eager,
+               "engine_bytes": len(engine)}
+    if agree < 1.0:
+        grade.fail(f"top-1 agreement with eager PyTorch is {agree:.2%}; it must be 100 % (max |difference| "
+                   f"{worst:.2e}): is TF32 still on?", value=worst, details=details)
+        return
+    grade.record(worst, message=f"max |engine - eager| = {worst:.2e} on the digits test split (batch sizes 32, 1, 7), "
+                                f"engine reloaded from a file; top-1 {top1:.2f} %", details=details)
+
+
+@criterion("p2.compilation.trt_fp16_speedup")
+def test_trt_fp16_speedup(grade, learner, tmp_path, benchmark):
+    trt = tensorrt_or_skip()
+    # Accuracy first: the digits model in FP16 must classify like FP32 eager.
+    dig = _build(learner, trt, "fp16_digits", _digits_onnx(tmp_path), precision="fp16", min_batch=1, opt_batch=32,
+                 max_batch=32)
+    top1, top1_eager, _, _ = _digits_top1(learner, _runner(learner, dig, tmp_path, "fp16_digits"), "your FP16 engine")
+    if top1 < top1_eager - 1.0:
+        grade.fail(f"FP16 engine top-1 {top1:.2f} % vs eager FP32 {top1_eager:.2f} %: more than 1 point lost, "
+                   f"no speed credit", details={"top1": top1, "top1_eager": top1_eager})
+        return
+    engine = _build(learner, trt, "fp16_r18", resnet18_224_onnx(), precision="fp16", min_batch=1, opt_batch=1,
+                    max_batch=1)
+    runner = _runner(learner, engine, tmp_path, "fp16_r18")
+    model = copy.deepcopy(resnet18_224()).cuda().eval()
+    worst = 0.0
+    for _ in range(3):
+        x = torch.randn(1, 3, 224, 224, device="cuda")
+        with torch.inference_mode():
+            want = model(x)
+        got = learner.call_obj(runner, x, what="your FP16 engine")
+        torch.cuda.synchronize()
+        worst = max(worst, rel_diff(as_tensor(got, "FP16 engine output", shape=(1, 1000)), want.cpu()))
+    if worst > 2e-2:
+        grade.fail(f"FP16 engine outputs differ from eager FP32 by {worst:.2e} relative (more than 2e-2): "
+                   f"no speed credit", details={"rel_diff": worst})
+        return
+
+    def eager(x):
+        with torch.inference_mode():
+            model(x)
+
+    r = paired_ratio(eager, runner, make_inputs=lambda: (torch.randn(1, 3, 224, 224, device="cuda"),),
+                     pairs=50 if grade.quick else 100, warmup=5, sync=torch.cuda.synchronize, benchmark=benchmark)
+    d = r.details("eager", "engine")
+    grade.record(r.median, interval=r.interval, noisy=r.noisy,
+                 message=f"PyTorch eager FP32 {d['eager_median_ms']:.2f} ms vs your FP16 engine "
+                         f"{d['engine_median_ms']:.2f} ms (ResNet-18 224x224 batch 1); digits top-1 {top1:.2f} % "
+                         f"(eager {top1_eager:.2f} %)",
+                 details={**d, "rel_diff": worst, "top1": top1, "top1_eager": top1_eager})
+
+
+@criterion("p2.compilation.trt_int8_accuracy")
+def test_trt_int8_accuracy(grade, learner, tmp_path):
+    trt = tensorrt_or_skip()
+    from labdata import catalog
+
+    calib, _ = catalog.get("digits_resnet18").dataset("calib")        # disjoint from the test split
+    reader = learner.call("TRTBatchReader", calib, 8)
+    path = _digits_onnx(tmp_path)
+    int8 = _build(learner, trt, "int8", path, reader, precision="int8", min_batch=1, opt_batch=32, max_batch=32,
+                  calibration_batches=32)
+    fp32 = _build(learner, trt, "fp32", path, precision="fp32", min_batch=1, opt_batch=32, max_batch=32)
+    expect(len(int8) <= 0.6 * len(fp32), f"the INT8 engine ({len(int8) / 2**20:.1f} MiB) is not much smaller than the "
+                                         f"FP32 one ({len(fp32) / 2**20:.1f} MiB): are its weights INT8?")
+    top1, top1_eager, worst, agree = _digits_top1(learner, _runner(learner, int8, tmp_path, "int8"), "your INT8 engine")
+    drop = top1_eager - top1
+    grade.record(drop, message=f"INT8 engine top-1 {top1:.2f} % vs eager FP32 {top1_eager:.2f} % "
+                               f"(engine {len(int8) / 2**20:.1f} MiB, FP32 {len(fp32) / 2**20:.1f} MiB)",
+                 details={"top1": top1, "top1_eager": top1_eager, "top1_agreement": agree, "max_abs_diff": worst,
+                          "int8_bytes": len(int8), "fp32_bytes": len(fp32)})

@@ -1,0 +1,164 @@
+"""Task 3.3: four different models served at once by the learner's ModelPool.
+
+The grader's instrumented models log every call with the grader's clock, so "at once" is observed,
+not claimed: the peak number of distinct models computing at the same moment must be four.
+"""
+from __future__ import annotations
+
+import random
+import threading
+
+import torch
+
+from ...checks import as_int, expect, get_field
+from ...harness import closed_loop, max_overlap, paired_ratio
+from ...plugin import criterion
+from .common import atol_for, cpu_threads, device_of, make_config, no_tf32, probe, stop
+from .workloads import Instrumented, build, compare, expected_outputs, fresh_inputs, thread_count_settles
+
+#: Four different models, four different input shapes (a request routed to the wrong model fails).
+POOL = ("digits_cnn", "digits_resnet18_40", "small_cnn", "mlp")
+MBS, CLIENTS = 8, 8
+
+
+class Served:
+    """The learner's pool on the grader's four instrumented models, and how many requests each got."""
+
+    def __init__(self, grade, learner):
+        no_tf32(grade)
+        self.dev, self.atol = device_of(grade), atol_for(grade)
+        self.models, self.shapes, self.insts = {}, {}, {}
+        for name in POOL:
+            self.models[name], self.shapes[name] = build(name, self.dev)
+            self.insts[name] = Instrumented(self.models[name], name, device=self.dev)
+        config = make_config(learner, max_batch_size=MBS, max_queue_delay_ms=2, max_queue_size=1024)
+        specs = [learner.call("ModelSpec", n, self.insts[n], self.shapes[n],
+                              torch.float32, None, self.dev) for n in POOL]
+        self.pool = learner.call("ModelPool", specs, config)
+        self.sent = dict.fromkeys(POOL, 0)
+        learner.call_obj(self.pool.start, what="ModelPool.start()")
+        for n in POOL:
+            probe(learner, lambda x, n=n: self.pool.submit(n, x), fresh_inputs(1, self.shapes[n])[0],
+                  what=f"ModelPool.submit({n!r}, x)")
+            self.sent[n] += 1
+
+    def load(self, name: str, xs: torch.Tensor):
+        self.sent[name] += len(xs)
+        return closed_loop(lambda x: self.pool.submit(name, x), xs, concurrency=CLIENTS, total_timeout_s=60)
+
+    def alone(self, inputs: dict[str, torch.Tensor]) -> dict:
+        return {n: self.load(n, inputs[n]) for n in POOL}
+
+    def together(self, inputs: dict[str, torch.Tensor]) -> dict:
+        runs: dict = {}
+        drivers = [threading.Thread(target=lambda n=n: runs.__setitem__(n, self.load(n, inputs[n])),
+                                    name=f"grader-driver-{n}", daemon=True) for n in POOL]
+        for t in drivers:
+            t.start()
+        for t in drivers:
+            t.join(90)
+        expect(len(runs) == len(POOL), "the pool did not answer all four models within 90 s")
+        return runs
+
+    def calibrate(self, seconds: float) -> dict[str, int]:
+        """Requests per model for about ``seconds`` alone each (also the warm-up)."""
+        warm = self.alone({n: fresh_inputs(48, self.shapes[n]) for n in POOL})
+        return {n: int(min(1500, max(48, warm[n].throughput * seconds))) for n in POOL}
+
+    def inputs(self, counts: dict[str, int]) -> dict[str, torch.Tensor]:
+        return {n: fresh_inputs(counts[n], self.shapes[n]) for n in POOL}
+
+    def wrong(self, runs: dict, inputs: dict, sample: int | None = None) -> tuple[int, int]:
+        """(failed, wrong) over every model's run; ``sample`` checks that many outputs per model."""
+        failed = wrong = 0
+        for n, run in runs.items():
+            idx = list(range(len(inputs[n]))) if sample is None else random.sample(range(len(inputs[n])), sample)
+            want = expected_outputs(self.models[n], inputs[n][idx], self.dev)
+            bad, _ = compare([run.outputs[i] for i in idx], want, self.atol)
+            failed, wrong = failed + run.failed, wrong + len([i for i in bad if run.errors[idx[i]] is None])
+        return failed, wrong
+
+
+@criterion("p3.batching.pool_correct")
+def test_pool_correct(grade, learner):
+    """All four models at once: every output right, all four computing together, honest stats, and
+    no thread left running after ``close()``."""
+    baseline = threading.active_count()
+    with cpu_threads(grade):
+        served = Served(grade, learner)
+        try:
+            counts = served.calibrate(0.25 if grade.quick else 0.4)
+            mark = {n: len(served.insts[n].calls) for n in POOL}
+            inputs = served.inputs(counts)
+            runs = served.together(inputs)
+            stats = learner.call_obj(served.pool.stats, what="ModelPool.stats()")
+        finally:
+            stop(served.pool)
+    left = thread_count_settles(baseline) - baseline
+    failed, wrong = served.wrong(runs, inputs)
+    intervals = [iv for n in POOL for iv in served.insts[n].intervals()[mark[n]:]]
+    peak, shared = max_overlap(intervals)
+    problems = []
+    expect(isinstance(stats, dict), f"ModelPool.stats() should return a dict name -> BatcherStats, got {type(stats).__name__}")
+    for n in POOL:
+        expect(n in stats, f"ModelPool.stats() has no entry for {n!r}")
+        done = as_int(get_field(stats[n], "completed", f"stats()[{n!r}]"), f"stats()[{n!r}].completed")
+        calls = as_int(get_field(stats[n], "batches", f"stats()[{n!r}]"), f"stats()[{n!r}].batches")
+        if done != served.sent[n] or calls != len(served.insts[n].calls):
+            problems.append(f"stats()[{n!r}] says completed={done}, batches={calls}; the grader sent "
+                            f"{served.sent[n]} and saw {len(served.insts[n].calls)} model calls")
+    if left > 0:
+        problems.append(f"{left} threads still running after ModelPool.close(): close every batcher and join")
+    if peak < len(POOL):
+        problems.append(f"at most {peak} of the {len(POOL)} models were computing at the same moment: each "
+                        f"model needs its own worker")
+    details = {"requests": {n: len(inputs[n]) for n in POOL}, "failed": failed, "wrong": wrong,
+               "peak_models_at_once": peak, "share_of_busy_time_with_2_or_more": shared,
+               "model_calls": {n: len(served.insts[n].calls) for n in POOL}, "problems": problems}
+    if problems:
+        grade.fail("; ".join(problems), value=failed + wrong, details=details)
+        return
+    total = sum(len(inputs[n]) for n in POOL)
+    grade.record(failed + wrong, details=details,
+                 message=f"{total - failed - wrong}/{total} answers right across {len(POOL)} models "
+                         f"({', '.join(f'{n} {len(inputs[n])}' for n in POOL)}); all {peak} computing at once, "
+                         f"2+ models overlapping {shared:.0%} of the busy time")
+
+
+@criterion("p3.batching.pool_throughput")
+def test_pool_throughput(grade, learner, benchmark):
+    """Aggregate throughput with all four models at once over the same requests one model after another.
+
+    The same pool serves both; per model about the same time's worth of requests; interleaved
+    (one after another, then all at once, ...); the median of the paired ratios of wall-clock times.
+    """
+    with cpu_threads(grade):
+        served = Served(grade, learner)
+        results = []
+        try:
+            counts = served.calibrate(0.25 if grade.quick else 0.35)
+
+            def sequential(inputs):
+                served.alone(inputs)
+
+            def concurrent(inputs):
+                results.append((inputs, served.together(inputs)))
+
+            res = paired_ratio(sequential, concurrent, make_inputs=lambda: (served.inputs(counts),),
+                               pairs=2 if grade.quick else 3, warmup=0, max_attempts=2, benchmark=benchmark)
+        finally:
+            stop(served.pool)
+    failed = wrong = 0
+    for inputs, runs in results:
+        f, w = served.wrong(runs, inputs, sample=16)
+        failed, wrong = failed + f, wrong + w
+    details = {**res.details("one_after_another", "all_at_once"), "requests": counts, "failed": failed,
+               "wrong_in_sample": wrong}
+    if failed or wrong:
+        grade.fail(f"no throughput credit: {failed} requests failed and {wrong} sampled outputs were wrong",
+                   value=res.median, details=details)
+        return
+    total = sum(counts.values())
+    grade.record(res.median, interval=res.interval, noisy=res.noisy, details=details,
+                 message=f"{total} requests over {len(POOL)} models: all at once {res.b_ms.median:.0f} ms, "
+                         f"one after another {res.a_ms.median:.0f} ms")

@@ -1,0 +1,318 @@
+"""Task 3.2: bad requests, a failing model, overload and shutdown, each provoked by the grader."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import psutil
+import torch
+
+from ...checks import expect
+from ...harness import closed_loop, summarize
+from ...harness.timing import now_ns
+from ...plugin import criterion
+from .common import cpu_threads, learner_error_class, make_batcher, probe, stop
+from .workloads import (POISON, Instrumented, SleepModel, build, chain_text, compare, expected_outputs,
+                        fresh_inputs, tags_of, thread_count_settles)
+
+
+def _bad_inputs(shape: tuple[int, ...]) -> list[tuple[str, object, str]]:
+    """(what, input, the word its error message must contain)."""
+    c, h, w = shape
+    return [
+        ("a smaller image", torch.randn(c, h // 2, w // 2), "shape"),
+        ("a batch dimension", torch.randn(1, c, h, w), "shape"),
+        ("float64", torch.randn(c, h, w, dtype=torch.float64), "dtype"),
+        ("int64", torch.zeros(c, h, w, dtype=torch.int64), "dtype"),
+        ("a numpy array", np.zeros(shape, dtype=np.float32), "ndarray"),
+        ("a list", [[0.0] * w] * h, "list"),
+    ]
+
+
+@criterion("p3.batching.bad_requests")
+def test_bad_requests(grade, learner):
+    """Malformed requests are refused alone; a model that raises fails its batch, not the batcher."""
+    invalid = learner_error_class(learner, "InvalidRequest")
+    model, shape = build("digits_cnn")
+    problems: list[str] = []
+    # Part 1: check_request on its own.
+    good = torch.randn(*shape)
+    got = learner.call("check_request", good, input_shape=shape, dtype=torch.float32)
+    expect(isinstance(got, torch.Tensor) and torch.equal(got, good), "check_request must return a valid input unchanged")
+    for what, x, word in _bad_inputs(shape):
+        try:
+            learner.call("check_request", x, input_shape=shape, dtype=torch.float32)
+            problems.append(f"check_request accepted {what}")
+        except Exception as e:  # noqa: BLE001 - LearnerError wraps what it raised
+            cause = e.__cause__ or e.__context__
+            text = str(e)
+            if not ("InvalidRequest" in text or isinstance(cause, invalid)):
+                problems.append(f"check_request on {what}: expected InvalidRequest, got {text[:120]}")
+            elif word.lower() not in text.lower():
+                problems.append(f"check_request on {what}: the message should mention {word!r}: {text[:120]}")
+    # Part 2: through the batcher, while valid clients keep it busy; some inputs poison the model.
+    inst = Instrumented(model, "digits_cnn", poison=True)
+    n = 240 if grade.quick else 400
+    xs = fresh_inputs(n, shape)
+    poisoned = sorted(range(17, n, n // 4))[:4]
+    for i in poisoned:
+        xs[i].view(-1)[0] = POISON
+    want = expected_outputs(model, xs)
+    bad_log: list[str] = []
+    with cpu_threads(grade):
+        batcher = make_batcher(learner, inst, input_shape=shape, max_batch_size=8, max_queue_delay_ms=5,
+                               max_queue_size=1024)
+        try:
+            probe(learner, batcher.submit, fresh_inputs(1, shape)[0])
+            stop_bad = threading.Event()
+
+            def bad_client() -> None:
+                k = 0
+                while not stop_bad.is_set():
+                    what, x, _ = _bad_inputs(shape)[k % 6]
+                    k += 1
+                    try:
+                        fut = batcher.submit(x)
+                    except invalid:
+                        pass
+                    except Exception as e:  # noqa: BLE001
+                        bad_log.append(f"submit({what}) raised {type(e).__name__}, not InvalidRequest")
+                    else:
+                        try:
+                            fut.result(timeout=2)
+                            bad_log.append(f"submit({what}) was accepted and answered")
+                        except invalid:
+                            pass
+                        except Exception as e:  # noqa: BLE001
+                            bad_log.append(f"submit({what}) failed with {type(e).__name__}, not InvalidRequest")
+                    time.sleep(0.003)
+
+            t = threading.Thread(target=bad_client, name="grader-bad-client", daemon=True)
+            t.start()
+            run = closed_loop(batcher.submit, xs, concurrency=16, total_timeout_s=60)
+            stop_bad.set()
+            t.join(5)
+            after = closed_loop(batcher.submit, fresh_inputs(32, shape), concurrency=8, total_timeout_s=30)
+        finally:
+            stop(batcher)
+    if bad_log:
+        problems.append(f"{len(bad_log)} malformed submits mishandled (first: {bad_log[0]})")
+    index = {t: i for i, t in enumerate(tags_of(xs))}
+    index.pop(POISON, None)
+    shared = {index[t] for _, _, _, tags in inst.calls if POISON in tags for t in tags if t in index}
+    shared |= set(poisoned)
+    for i in poisoned:
+        if run.errors[i] is None:
+            problems.append(f"poisoned request {i} got an answer although the model raised")
+        elif "grader poison" not in chain_text(run.errors[i]):
+            problems.append(f"poisoned request {i} failed without the model's error: {chain_text(run.errors[i])[:150]}")
+    bad_out, _ = compare(run.outputs, want, 1e-4)
+    collateral = [i for i in range(n) if i not in shared and (run.errors[i] is not None or i in set(bad_out))]
+    if collateral:
+        e = run.errors[collateral[0]]
+        problems.append(f"{len(collateral)} valid requests outside the failing batches failed or were wrong "
+                        f"(first: {chain_text(e)[:150] if e else 'wrong output'})")
+    wrong_shared = [i for i in shared - set(poisoned) if run.errors[i] is None and i in set(bad_out)]
+    if wrong_shared:
+        problems.append(f"{len(wrong_shared)} requests batched with a poisoned one got a wrong answer")
+    if after.failed:
+        problems.append(f"after the model raised, {after.failed} of 32 new requests failed: the batcher died")
+    grade.record(len(problems), message="; ".join(problems) if problems else
+                 f"6 kinds of malformed input refused with InvalidRequest; {len(poisoned)} poisoned requests "
+                 f"failed with the model's error ({len(shared) - len(poisoned)} batch-mates failed with them), "
+                 f"the other {n - len(shared)} answered correctly, and the batcher kept serving",
+                 details={"problems": problems, "poisoned": poisoned, "batched_with_poison": sorted(shared),
+                          "bad_submits_mishandled": len(bad_log), "after_failed": after.failed})
+
+
+@criterion("p3.batching.backpressure")
+def test_backpressure(grade, learner):
+    """A flood far beyond capacity: prompt Overloaded refusals, a bounded queue, recovery afterwards.
+
+    The model sleeps 10 ms per batch of up to 8 (800 req/s at most); one grader thread submits as
+    fast as it can for a while. Graded: p99 of the time a submit() call takes during the flood.
+    """
+    overloaded = learner_error_class(learner, "Overloaded")
+    model = SleepModel(10.0)
+    mbs, queue = 8, 32
+    limit = queue + 2 * mbs + 1
+    batcher = make_batcher(learner, model, input_shape=(16,), max_batch_size=mbs, max_queue_delay_ms=2,
+                           max_queue_size=queue)
+    pool = fresh_inputs(4096, (16,))
+    state = {"accepted": 0, "done": 0, "peak": 0}
+    lock = threading.Lock()
+    accepted: list[tuple[int, object]] = []
+    refused: list[BaseException] = []
+    other: list[BaseException] = []
+    submit_ms: list[float] = []
+    proc = psutil.Process()
+    rss0 = proc.memory_info().rss
+    rss_peak = rss0
+
+    def on_done(_):
+        with lock:
+            state["done"] += 1
+
+    try:
+        probe(learner, batcher.submit, pool[0])
+        flood_s = 0.5 if grade.quick else 1.0
+
+        def flood() -> None:
+            nonlocal rss_peak
+            end = now_ns() + int(flood_s * 1e9)
+            k = 0
+            while now_ns() < end:
+                x = pool[k % len(pool)]
+                t0 = now_ns()
+                try:
+                    fut = batcher.submit(x)
+                except overloaded as e:
+                    submit_ms.append((now_ns() - t0) / 1e6)
+                    refused.append(e)
+                except Exception as e:  # noqa: BLE001
+                    submit_ms.append((now_ns() - t0) / 1e6)
+                    other.append(e)
+                else:
+                    submit_ms.append((now_ns() - t0) / 1e6)
+                    with lock:
+                        state["accepted"] += 1
+                        state["peak"] = max(state["peak"], state["accepted"] - state["done"])
+                    accepted.append((k % len(pool), fut))
+                    fut.add_done_callback(on_done)
+                k += 1
+                if k % 2048 == 0:
+                    rss_peak = max(rss_peak, proc.memory_info().rss)
+
+        t = threading.Thread(target=flood, name="grader-flood", daemon=True)
+        t.start()
+        t.join(flood_s + 10)
+        expect(not t.is_alive(), "submit() blocked for more than 10 s under overload: refuse with Overloaded instead")
+        settle_end = time.monotonic() + 10
+        for _, fut in accepted:
+            try:
+                fut.result(timeout=max(0.01, settle_end - time.monotonic()))
+            except Exception:  # noqa: BLE001 - counted below
+                pass
+        hung = sum(1 for _, f in accepted if not f.done())
+        failed = [i for i, f in accepted if f.done() and f.exception() is not None]
+        wrong = [i for i, f in accepted if f.done() and f.exception() is None
+                 and not torch.allclose(f.result(), pool[i][:4] * 2)]
+        recovery = closed_loop(batcher.submit, fresh_inputs(160, (16,)), concurrency=mbs, total_timeout_s=30)
+    finally:
+        stop(batcher, drain=False)
+    sub = summarize(submit_ms)
+    details = {"submits": sub.n, "refused": len(refused), "accepted": len(accepted), "other_errors": len(other),
+               "peak_outstanding": state["peak"], "allowed_outstanding": limit, "submit_p50_ms": sub.median,
+               "submit_p99_ms": sub.p99, "submit_max_ms": sub.max, "rss_growth_mb": (rss_peak - rss0) / 2**20,
+               "recovery_failed": recovery.failed, "hung": hung, "failed_accepted": len(failed)}
+    gates = []
+    if other:
+        gates.append(f"{len(other)} refusals were not Overloaded (first: {type(other[0]).__name__}: {str(other[0])[:100]})")
+    if not refused:
+        gates.append(f"none of {sub.n} submits was refused: the queue must stop at max_queue_size={queue} "
+                     f"and raise Overloaded")
+    elif not str(refused[0]).strip():
+        gates.append("Overloaded was raised without a message: say how full the queue is")
+    if state["peak"] > limit:
+        gates.append(f"{state['peak']} requests were waiting at once; max_queue_size={queue} allows about {limit}")
+    if hung or failed or wrong:
+        gates.append(f"of the {len(accepted)} accepted requests {hung} never finished, {len(failed)} failed, "
+                     f"{len(wrong)} got a wrong answer")
+    if recovery.failed:
+        gates.append(f"after the flood, {recovery.failed} of 160 requests at a sustainable load still failed "
+                     f"({recovery.error_kinds()}): no recovery")
+    if gates:
+        grade.fail("; ".join(gates), value=sub.p99, details=details)
+        return
+    grade.record(sub.p99, details=details,
+                 message=f"{len(refused)} of {sub.n} submits refused with Overloaded, {len(accepted)} accepted "
+                         f"and answered; at most {state['peak']} outstanding (max_queue_size {queue}); "
+                         f"submit() p50 {sub.median * 1000:.0f} us, p99 {sub.p99:.2f} ms; recovered: "
+                         f"{recovery.completed}/160 answered after the flood")
+
+
+@criterion("p3.batching.clean_shutdown")
+def test_clean_shutdown(grade, learner):
+    """close(drain=True) finishes the queue, close(drain=False) fails it promptly, nothing hangs or leaks."""
+    closed_cls = learner_error_class(learner, "BatcherClosed")
+    checks: dict[str, bool] = {}
+    notes: list[str] = []
+    baseline = threading.active_count()
+
+    def new(ms: float = 40.0):
+        model = SleepModel(ms)
+        return model, make_batcher(learner, model, input_shape=(16,), max_batch_size=4, max_queue_delay_ms=1,
+                                   max_queue_size=256)
+
+    def timed_close(b, **kw) -> float:
+        t0 = time.monotonic()
+        learner.call_obj(b.close, what="DynamicBatcher.close()", **kw)
+        return time.monotonic() - t0
+
+    # Probe: close() on an idle batcher (a stub fails here, naming its task).
+    _, b = new()
+    try:
+        timed_close(b)
+    finally:
+        stop(b)
+    checks["idle close leaves no thread"] = thread_count_settles(baseline) <= baseline
+    # drain=True: everything queued still runs, and close waits for it.
+    xs = fresh_inputs(24, (16,))
+    _, b = new()
+    futs = [learner.call_obj(b.submit, x, what="DynamicBatcher.submit(x)") for x in xs]
+    took = timed_close(b, drain=True)
+    done = [f.done() for f in futs]
+    ok = [f.done() and f.exception() is None and torch.allclose(f.result(), x[:4] * 2) for f, x in zip(futs, xs)]
+    checks["drain=True answers every queued request before returning"] = all(ok)
+    if not all(ok):
+        notes.append(f"after close(drain=True) {sum(done)}/24 done, {sum(ok)}/24 correct (took {took:.2f} s)")
+    try:
+        b.submit(xs[0])
+        checks["submit after close raises BatcherClosed"] = False
+    except closed_cls:
+        checks["submit after close raises BatcherClosed"] = True
+    except Exception as e:  # noqa: BLE001
+        checks["submit after close raises BatcherClosed"] = False
+        notes.append(f"submit after close raised {type(e).__name__}, not BatcherClosed")
+    try:
+        b.close()
+        checks["a second close is harmless"] = True
+    except Exception as e:  # noqa: BLE001
+        checks["a second close is harmless"] = False
+        notes.append(f"a second close() raised {type(e).__name__}: {e}")
+    checks["drain=True leaves no thread"] = thread_count_settles(baseline) <= baseline
+    # drain=False: returns within one batch, every request settled (most of them failed), none hanging.
+    _, b = new()
+    futs = [learner.call_obj(b.submit, x, what="DynamicBatcher.submit(x)") for x in xs]
+    time.sleep(0.02)
+    took = timed_close(b, drain=False)
+    checks["drain=False returns within 0.5 s"] = took <= 0.5
+    end = time.monotonic() + 1.0
+    while not all(f.done() for f in futs) and time.monotonic() < end:
+        time.sleep(0.01)
+    settled = sum(f.done() for f in futs)
+    dropped = sum(1 for f in futs if f.done() and (f.cancelled() or f.exception() is not None))
+    wrong = sum(1 for f, x in zip(futs, xs) if f.done() and not f.cancelled() and f.exception() is None
+                and not torch.allclose(f.result(), x[:4] * 2))
+    checks["drain=False settles every request within 1 s"] = settled == len(futs)
+    checks["drain=False drops the queue instead of running it"] = dropped >= 12 and wrong == 0
+    if settled < len(futs) or dropped < 12 or wrong:
+        notes.append(f"close(drain=False) took {took:.2f} s; {settled}/24 settled, {dropped} dropped, {wrong} wrong")
+    stop(b)
+    checks["drain=False leaves no thread"] = thread_count_settles(baseline) <= baseline
+    # The context manager closes too.
+    _, b = new(5.0)
+    with b:
+        futs = [b.submit(x) for x in xs[:8]]
+    checks["`with` drains and stops"] = all(f.done() for f in futs) and thread_count_settles(baseline) <= baseline
+    leaked = threading.active_count() - baseline
+    if leaked > 0:
+        notes.append(f"{leaked} threads still running: {[t.name for t in threading.enumerate()][-leaked:]}")
+    passed = sum(checks.values())
+    failing = [k for k, v in checks.items() if not v]
+    grade.record(100.0 * passed / len(checks), details={"checks": checks, "notes": notes},
+                 message=(f"{passed}/{len(checks)} shutdown checks pass" +
+                          (f"; failing: {'; '.join(failing)}" if failing else "") +
+                          (f" ({'; '.join(notes)})" if notes else "")))
+

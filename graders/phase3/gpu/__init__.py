@@ -1,0 +1,1 @@
+"""Criteria of part ``p3.gpu``: planned (none yet)."""

@@ -1,0 +1,1 @@
+"""Phase 4 criteria, one folder per part: ``pipeline/``, ``edge/``, ``server/`` (all planned)."""

@@ -1,0 +1,1 @@
+"""Criteria of part ``p4.edge``: planned (none yet)."""

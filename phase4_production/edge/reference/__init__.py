@@ -1,0 +1,4 @@
+# REFERENCE SOLUTION: excluded from the learner release (make release).
+"""Phase 4, part ``edge``: the public API the graders will call. Planned: no exercise yet."""
+
+__all__: list[str] = []

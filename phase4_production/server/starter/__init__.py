@@ -1,0 +1,3 @@
+"""Phase 4, part ``server``: the public API the graders will call. Planned: no exercise yet."""
+
+__all__: list[str] = []

@@ -1,0 +1,92 @@
+"""Every part's grader end to end, in quick mode, as a user runs it: the reference passes its own
+criteria, and the untouched stubs score 0 with a hint that names the task's guide section."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from graders.course import REPO_ROOT
+from graders.outcomes import load_outcomes
+
+from .cases import PARTS, has_reference, part_cases
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "graders"))
+from gradelib import run_grade  # noqa: E402  (the end-to-end helpers of tests/graders)
+
+pytestmark = [pytest.mark.grading, pytest.mark.slow]
+
+#: Criteria whose verdict rests on a timing that a busy machine can leave too noisy to decide: for these
+#: (and only these) the reference may come out inconclusive, never failed.
+TIMED = {
+    "p1.p50_agrees", "p1.run_to_run", "p1.throughput_agrees", "p1.device_rows",
+    "p2.quantization.dynamic_speedup", "p2.quantization.onnx_speedup_eager", "p2.quantization.onnx_speedup_ort",
+    "p2.quantization.fp16_speedup",
+    "p2.compilation.ort_speedup", "p2.compilation.compile_speedup_cpu", "p2.compilation.compile_report",
+    "p3.batching.speedup", "p3.batching.latency_bound", "p3.batching.pool_throughput",
+}
+GRADED = [p for p in PARTS if not p.planned]
+
+
+def _args(part) -> list[str]:
+    return ["--phase", str(part.phase), "--quick", *(["--part", part.name] if part.name else [])]
+
+
+def _checked(g):
+    assert "Traceback" not in g.stdout, g.stdout[-3000:]
+    assert not g.results["grader_errors"], g.results["grader_errors"]
+    return g
+
+
+@pytest.mark.parametrize("part", part_cases(GRADED))
+def test_reference_passes(part, tmp_path):
+    if not has_reference(part):
+        pytest.skip("no reference solution in this copy (learner release)")
+    g = _checked(run_grade(tmp_path / "ref", *_args(part), "--impl", "reference"))
+    assert set(g.verdicts) == {c.id for c in load_outcomes(part.phase).select(part=part.name)}
+    for cid, verdict in g.verdicts.items():
+        c = g.criterion(cid)
+        allowed = {"pass", "skipped"} | ({"inconclusive"} if cid in TIMED else set())
+        assert verdict in allowed, f"{cid}: {verdict}: {c['message']}"
+        assert verdict != "skipped" or c["message"], f"{cid} skipped without a reason"
+    undecided = [c for c in g.results["criteria"] if c["required"] and c["verdict"] == "inconclusive"]
+    assert g.code == (1 if undecided else 0), g.stdout[-2000:]
+    for f in ("results.json", "gradescope_results.json", "report.md"):
+        assert (g.out / f).is_file(), f
+    gs = json.loads((g.out / "gradescope_results.json").read_text())
+    assert gs["score"] == pytest.approx(sum(t["score"] for t in gs["tests"]))
+    assert part.impl_module("reference") in g.imported()
+
+
+@pytest.mark.parametrize("part", part_cases(GRADED))
+def test_untouched_stubs_score_zero_with_a_hint_each(part, tmp_path):
+    g = _checked(run_grade(tmp_path / "stubs", *_args(part)))
+    assert g.code == 1, g.stdout[-2000:]
+    assert g.results["points"] == 0
+    for c in g.results["criteria"]:
+        if c["verdict"] == "skipped":
+            assert c["message"], c
+            continue
+        task = part.task(c["task"])
+        assert c["verdict"] == "fail", c
+        assert f"not implemented yet: Task {task.label}:" in c["message"], c["message"]
+        assert task.link.rsplit("/", 1)[-1] in c["hint"], c["hint"]
+    imported = g.imported()
+    assert part.impl_module("starter") in imported
+    assert not any(".reference" in m for m in imported), imported
+
+
+@pytest.mark.parametrize("part", part_cases([p for p in PARTS if p.planned]))
+def test_a_planned_part_says_so(part, tmp_path):
+    g = run_grade(tmp_path / "planned", *_args(part))
+    assert g.code == 2 and "Traceback" not in g.stdout
+    assert "no criteria" in g.stdout or "planned" in g.stdout, g.stdout[-2000:]
+
+
+def test_the_grader_never_needs_the_reference():
+    """Nothing under graders/ imports a reference package: the learner copy grades without one."""
+    for path in (REPO_ROOT / "graders").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert ".reference import" not in text and "import phase" not in text, path

@@ -1,0 +1,163 @@
+"""Phase 1 graded end to end on broken submissions: whatever the code does, the grader grades it.
+
+(That the reference passes and the untouched stubs score 0 is checked for every part in tests/course.)
+"""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from gradelib import ROOT, make_submission, run_grade
+
+pytestmark = [pytest.mark.grading, pytest.mark.slow]
+
+
+BROKEN = {
+    "latency.py": textwrap.dedent('''
+        def summarize_latencies(samples_ms):
+            return "fast"
+
+        def measure_latency(fn, *, warmup=10, iterations=100, sync=None):
+            nan = float("nan")
+            return LatencyStats(nan, nan, nan, nan, nan, nan, nan, nan, nan, 0, [])
+        '''),
+    "memory.py": textwrap.dedent('''
+        def parameter_bytes(model):
+            import os
+            os._exit(3)  # the process dies
+
+        def peak_memory_during(fn, *, device="cpu", interval_s=0.0005):
+            import numpy as np
+            hog = [np.ones(2**27) for _ in range(64)]  # 64 GiB if nothing stops it
+            return hog
+        '''),
+    "throughput.py": textwrap.dedent('''
+        def measure_throughput(predictor, make_batch, batch_sizes, *, warmup=3, iterations=20, sync=None):
+            while True:
+                pass
+        '''),
+}
+
+
+def test_broken_submission_is_graded_not_crashed(tmp_path):
+    sub = make_submission(tmp_path, BROKEN)
+    g = run_grade(tmp_path / "broken", "--phase", "1", "--quick", "--submission", str(sub),
+                  env={"INFERENCE_LAB_TIME_LIMIT_S": "20", "INFERENCE_LAB_MEMORY_LIMIT_MB": "2000"})
+    assert g.code == 1, g.stdout[-3000:]
+    assert "Traceback" not in g.stdout
+    v = g.verdicts
+    assert "error" not in v.values(), g.stdout[-3000:]
+    msg = {c["id"]: c["message"] for c in g.results["criteria"]}
+    assert v["p1.stats_exact"] == "fail" and "has no field" in msg["p1.stats_exact"]
+    assert v["p1.known_latency"] == "fail" and "nan" in msg["p1.known_latency"].lower()
+    assert v["p1.param_bytes"] == "fail" and "exited with code 3" in msg["p1.param_bytes"]
+    assert v["p1.peak_memory"] == "fail" and "2000 MiB" in msg["p1.peak_memory"]
+    assert v["p1.throughput_agrees"] == "fail" and "timed out" in msg["p1.throughput_agrees"]
+    assert v["p1.formats_agree"] == "fail" and "not implemented" in msg["p1.formats_agree"]
+    assert g.results["submission"] == str(sub.resolve())
+
+
+DOUBLE_COUNTING = {"throughput.py": textwrap.dedent('''
+    import time
+
+    def measure_throughput(predictor, make_batch, batch_sizes, *, warmup=3, iterations=20, sync=None):
+        points = []
+        for bs in batch_sizes:
+            t0 = time.perf_counter()
+            for _ in range(iterations):
+                predictor(make_batch(bs))  # a fresh batch AND a second call inside the timed loop
+                predictor(make_batch(bs))
+            lat = (time.perf_counter() - t0) * 1e3 / iterations
+            points.append(ThroughputPoint(bs, bs / (lat / 1e3), lat))
+        return points
+    ''')}
+
+
+def test_a_throughput_that_times_too_much_fails(tmp_path):
+    sub = make_submission(tmp_path, DOUBLE_COUNTING)
+    g = run_grade(tmp_path / "double", "--phase", "1", "--quick", "--task", "3", "--submission", str(sub))
+    assert g.verdicts == {"p1.throughput_agrees": "fail"}, g.stdout[-3000:]
+    c = g.criterion("p1.throughput_agrees")
+    assert c["value"] > 35 and "grader" in c["message"]  # about half the grader's samples/s
+
+
+TWO_CALLS_PER_SAMPLE = {"latency.py": textwrap.dedent('''
+    import time
+
+    import numpy as np
+
+    def summarize_latencies(samples_ms):
+        a = np.asarray(samples_ms, dtype=float)
+        p50, p90, p95, p99 = np.percentile(a, [50, 90, 95, 99])
+        return LatencyStats(a.mean(), a.std(), p50, p90, p95, p99, a.min(), a.max(), a.std() / a.mean(),
+                            len(a), list(samples_ms))
+
+    def measure_latency(fn, *, warmup=10, iterations=100, sync=None):
+        for _ in range(warmup):
+            fn()
+        samples = []
+        for _ in range(iterations):
+            t0 = time.perf_counter()
+            fn()
+            fn()  # steady, and twice too slow
+            samples.append((time.perf_counter() - t0) * 1e3)
+        return summarize_latencies(samples)
+    ''')}
+
+
+def test_a_steady_timer_of_the_wrong_thing_earns_no_run_to_run_credit(tmp_path):
+    sub = make_submission(tmp_path, TWO_CALLS_PER_SAMPLE)
+    g = run_grade(tmp_path / "twice", "--phase", "1", "--quick", "--task", "2", "--submission", str(sub))
+    assert g.code == 1 and "Traceback" not in g.stdout
+    assert g.verdicts["p1.stats_exact"] == "pass"
+    assert g.verdicts["p1.p50_agrees"] in {"fail", "inconclusive"}
+    r2r = g.criterion("p1.run_to_run")
+    assert r2r["verdict"] in {"fail", "inconclusive"} and r2r["points"] == 0
+    assert "not one call of fn" in r2r["message"], r2r["message"]
+
+
+def test_submission_that_cannot_be_imported(tmp_path):
+    sub = make_submission(tmp_path, {"loading.py": "def broken(:\n    pass\n"})
+    g = run_grade(tmp_path / "syntax", "--phase", "1", "--quick", "--task", "2", "--submission", str(sub))
+    assert g.code == 1 and "Traceback" not in g.stdout
+    for c in g.results["criteria"]:
+        assert c["verdict"] == "fail"
+        assert "SyntaxError" in c["message"] and "loading.py" in c["message"]
+
+
+def test_missing_submission_is_a_grader_error(tmp_path):
+    g = run_grade(tmp_path / "none", "--phase", "1", "--submission", str(tmp_path / "nope"))
+    assert g.code == 2
+    assert "does not exist" in g.stdout
+
+
+def test_gradebook_grades_every_submission_in_a_folder(tmp_path):
+    import csv
+    import shutil
+    import subprocess
+    import sys
+
+    folder = tmp_path / "class"
+    alice = make_submission(tmp_path / "a", {"latency.py": textwrap.dedent('''
+        import numpy as _np
+
+        def summarize_latencies(samples_ms):
+            a = _np.asarray(samples_ms, dtype=float)
+            p50, p90, p95, p99 = _np.percentile(a, [50, 90, 95, 99])
+            return LatencyStats(a.mean(), a.std(), p50, p90, p95, p99, a.min(), a.max(), a.std() / a.mean(),
+                                len(a), list(a))
+        ''')})
+    bob = make_submission(tmp_path / "b", {})
+    folder.mkdir()
+    shutil.move(str(alice), folder / "alice")
+    shutil.move(str(bob), folder / "bob")
+    (folder / "notes.txt").write_text("not a submission")
+    p = subprocess.run([sys.executable, "-m", "graders", "batch", "--phase", "1", "--quick", "--task", "2",
+                        "--submissions", str(folder), "--out", str(tmp_path / "book")], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    rows = {r["submission"]: r for r in csv.DictReader(open(tmp_path / "book" / "gradebook.csv"))}
+    assert set(rows) == {"alice", "bob"}
+    assert float(rows["alice"]["p1.stats_exact"]) == 10 and float(rows["bob"]["points"]) == 0
+    assert (tmp_path / "book" / "alice" / "report.md").is_file()
