@@ -5,6 +5,7 @@ import itertools
 import math
 import random
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -77,90 +78,154 @@ def _ties(x, scale, per_channel, axis) -> torch.Tensor:
     return (t - torch.floor(t) - 0.5).abs() < TIE
 
 
+@dataclass(frozen=True)
+class _Case:
+    """One scheme on one fresh random tensor, with the learner's QuantSpec and PyTorch's qparams for it."""
+    label: str
+    dtype: str
+    per_channel: bool
+    axis: int
+    x: torch.Tensor
+    spec: object
+    qmin: int
+    qmax: int
+    want_s: torch.Tensor
+    want_z: torch.Tensor
+
+    @property
+    def ps(self) -> torch.Tensor:
+        """PyTorch's scale, as quantize/dequantize/fake_quantize receive it."""
+        return self.want_s if self.per_channel else self.want_s[0]
+
+    @property
+    def pz(self) -> torch.Tensor:
+        """PyTorch's zero point, as quantize/dequantize/fake_quantize receive it."""
+        return self.want_z if self.per_channel else self.want_z[0]
+
+    @property
+    def shape_v(self) -> list[int]:
+        """The shape that broadcasts per-channel parameters along the channel axis."""
+        shape_v = [1] * self.x.dim()
+        if self.per_channel:
+            shape_v[self.axis] = -1
+        return shape_v
+
+
+def _scheme_label(dtype, symmetric, per_channel, reduce_range) -> str:
+    """The scheme's name in messages, e.g. "int8 symmetric per-channel reduce_range"."""
+    return f"{dtype} {'symmetric' if symmetric else 'affine'} {'per-channel' if per_channel else 'per-tensor'}" \
+           f"{' reduce_range' if reduce_range else ''}"
+
+
+def _new_case(learner, rng, dtype, symmetric, per_channel, reduce_range) -> _Case:
+    """A fresh random tensor (channels of very different sizes) for one scheme, with its spec and PyTorch's qparams."""
+    torch.manual_seed(rng.randrange(2**31))
+    axis = rng.choice((0, 1)) if per_channel else 0
+    shape = (rng.randint(3, 9), rng.randint(3, 9), rng.randint(20, 60))
+    spread = torch.exp(torch.empty(shape[axis]).uniform_(-3, 1))  # channels of very different sizes
+    view = [1, 1, 1]
+    view[axis] = -1
+    x = (torch.randn(shape) * spread.reshape(view) + rng.uniform(-1, 2)).float()
+    label = _scheme_label(dtype, symmetric, per_channel, reduce_range)
+    qmin, qmax = _grid(dtype, reduce_range)
+    spec = learner.call("QuantSpec", dtype=dtype, symmetric=symmetric, per_channel=per_channel, axis=axis,
+                        reduce_range=reduce_range)
+    want_s, want_z = _torch_qparams(x, dtype, symmetric, per_channel, reduce_range, axis)
+    return _Case(label, dtype, per_channel, axis, x, spec, qmin, qmax, want_s, want_z)
+
+
+def _check_qparams(learner, c: _Case) -> tuple[int, int, str]:
+    """Step 1: scale and zero point from the tensor's own range; (values checked, wrong, first mismatch)."""
+    x, label, want_s, want_z = c.x, c.label, c.want_s, c.want_z
+    if c.per_channel:
+        rows = x.movedim(c.axis, 0).reshape(x.shape[c.axis], -1)
+        lo, hi = rows.amin(1), rows.amax(1)
+    else:
+        lo, hi = x.min(), x.max()
+    got = learner.call("compute_qparams", lo.clone(), hi.clone(), c.spec)
+    expect(isinstance(got, (tuple, list)) and len(got) == 2, "compute_qparams must return (scale, zero_point)")
+    s = as_tensor(got[0], f"scale ({label})").reshape(-1)
+    z = as_tensor(got[1], f"zero point ({label})").reshape(-1)
+    expect(s.numel() == want_s.numel(), f"{label}: {s.numel()} scales, expected {want_s.numel()}")
+    expect(z.numel() == want_z.numel(), f"{label}: {z.numel()} zero points, expected {want_z.numel()}")
+    bad = int(((s - want_s).abs() > 1e-6 * want_s.abs()).sum() + (z.to(torch.int64) != want_z).sum())
+    first = (f"{label}: compute_qparams gave scale {s[:3].tolist()} zero point {z[:3].tolist()}, "
+             f"PyTorch {want_s[:3].tolist()} / {want_z[:3].tolist()}") if bad else ""
+    return 2 * want_s.numel(), bad, first
+
+
+def _check_quantize(learner, c: _Case, ref_q: torch.Tensor) -> tuple[int, int, str]:
+    """Step 2: quantize with PyTorch's parameters (so one mistake is not counted twice) against PyTorch's integers."""
+    x, label, dtype = c.x, c.label, c.dtype
+    q = learner.call("quantize", x.clone(), c.ps.clone(), c.pz.clone(), c.spec)
+    expect(isinstance(q, torch.Tensor) and q.dtype == (torch.int8 if dtype == "int8" else torch.uint8),
+           f"{label}: quantize must return a torch.{'int8' if dtype == 'int8' else 'uint8'} tensor, got "
+           f"{getattr(q, 'dtype', type(q).__name__)}")
+    expect(tuple(q.shape) == tuple(x.shape), f"{label}: quantize returned shape {tuple(q.shape)}")
+    diff = (q.to(torch.int64) - ref_q).abs()
+    bad_q = (diff > 1) | ((diff == 1) & ~_ties(x, c.want_s, c.per_channel, c.axis))
+    first = ""
+    if int(bad_q.sum()):
+        i = int(bad_q.flatten().nonzero()[0])
+        first = (f"{label}: quantize({x.flatten()[i]:.6g}) = {int(q.flatten()[i])}, PyTorch "
+                 f"{int(ref_q.flatten()[i])} (round half to even of x * (1/scale), plus the zero point, clamped)")
+    return x.numel(), int(bad_q.sum()), first
+
+
+def _check_dequantize(learner, c: _Case, ref_q: torch.Tensor) -> tuple[int, int, str]:
+    """Step 3: dequantize PyTorch's integers against (q - zero_point) * scale."""
+    x, label, ps, pz, shape_v = c.x, c.label, c.ps, c.pz, c.shape_v
+    want_dq = (ref_q - pz.reshape(shape_v if c.per_channel else ())).float() * ps.reshape(
+        shape_v if c.per_channel else ())
+    store = ref_q.to(torch.int8 if c.dtype == "int8" else torch.uint8)
+    dq = as_tensor(learner.call("dequantize", store, ps.clone(), pz.clone(), c.spec), f"dequantize ({label})",
+                   shape=x.shape)
+    bad_dq = (dq - want_dq).abs() > 1e-6 * want_dq.abs().clamp(min=float(ps.min()))
+    first = f"{label}: dequantize differs from (q - zero_point) * scale by up to {float((dq - want_dq).abs().max()):.3g}" \
+        if int(bad_dq.sum()) else ""
+    return x.numel(), int(bad_dq.sum()), first
+
+
+def _check_fake_quantize(learner, c: _Case) -> tuple[int, int, str]:
+    """Step 4: fake_quantize against torch.fake_quantize_* (ties may round either way)."""
+    x, label, ps, want_s, want_z = c.x, c.label, c.ps, c.want_s, c.want_z
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if c.per_channel:
+            want_fq = torch.fake_quantize_per_channel_affine(x, want_s, want_z.to(torch.int32), c.axis, c.qmin, c.qmax)
+        else:
+            want_fq = torch.fake_quantize_per_tensor_affine(x, float(want_s[0]), int(want_z[0]), c.qmin, c.qmax)
+    fq = as_tensor(learner.call("fake_quantize", x.clone(), ps.clone(), c.pz.clone(), c.spec),
+                   f"fake_quantize ({label})", shape=x.shape)
+    err = (fq - want_fq).abs()
+    step = ps.reshape(c.shape_v) if c.per_channel else ps
+    bad_fq = (err > 1e-5 * step) & ~((err <= step * 1.0001) & _ties(x, want_s, c.per_channel, c.axis))
+    first = f"{label}: fake_quantize differs from torch.fake_quantize_* by up to {float(err.max()):.3g}" \
+        if int(bad_fq.sum()) else ""
+    return x.numel(), int(bad_fq.sum()), first
+
+
+def _check_scheme(learner, c: _Case) -> list[tuple[int, int, str]]:
+    """All four steps on one scheme, in order: (values checked, wrong, first mismatch) for each."""
+    results = [_check_qparams(learner, c)]
+    ref_q = _torch_quantize(c.x, c.ps, c.pz, c.dtype, c.per_channel, c.axis, c.qmin, c.qmax)
+    results.append(_check_quantize(learner, c, ref_q))
+    results.append(_check_dequantize(learner, c, ref_q))
+    results.append(_check_fake_quantize(learner, c))
+    return results
+
+
 @criterion("p2.quantization.math_exact")
 def test_math_exact(grade, learner):
     rng = random.SystemRandom()
     checked = wrong = 0
     first = ""
     for dtype, symmetric, per_channel, reduce_range in COMBOS:
-        torch.manual_seed(rng.randrange(2**31))
-        axis = rng.choice((0, 1)) if per_channel else 0
-        shape = (rng.randint(3, 9), rng.randint(3, 9), rng.randint(20, 60))
-        spread = torch.exp(torch.empty(shape[axis]).uniform_(-3, 1))  # channels of very different sizes
-        view = [1, 1, 1]
-        view[axis] = -1
-        x = (torch.randn(shape) * spread.reshape(view) + rng.uniform(-1, 2)).float()
-        label = f"{dtype} {'symmetric' if symmetric else 'affine'} {'per-channel' if per_channel else 'per-tensor'}" \
-                f"{' reduce_range' if reduce_range else ''}"
-        qmin, qmax = _grid(dtype, reduce_range)
-        spec = learner.call("QuantSpec", dtype=dtype, symmetric=symmetric, per_channel=per_channel, axis=axis,
-                            reduce_range=reduce_range)
-        want_s, want_z = _torch_qparams(x, dtype, symmetric, per_channel, reduce_range, axis)
-        # 1. scale and zero point from the tensor's own range
-        if per_channel:
-            rows = x.movedim(axis, 0).reshape(x.shape[axis], -1)
-            lo, hi = rows.amin(1), rows.amax(1)
-        else:
-            lo, hi = x.min(), x.max()
-        got = learner.call("compute_qparams", lo.clone(), hi.clone(), spec)
-        expect(isinstance(got, (tuple, list)) and len(got) == 2, "compute_qparams must return (scale, zero_point)")
-        s = as_tensor(got[0], f"scale ({label})").reshape(-1)
-        z = as_tensor(got[1], f"zero point ({label})").reshape(-1)
-        expect(s.numel() == want_s.numel(), f"{label}: {s.numel()} scales, expected {want_s.numel()}")
-        expect(z.numel() == want_z.numel(), f"{label}: {z.numel()} zero points, expected {want_z.numel()}")
-        bad = int(((s - want_s).abs() > 1e-6 * want_s.abs()).sum() + (z.to(torch.int64) != want_z).sum())
-        checked += 2 * want_s.numel()
-        if bad and not first:
-            first = (f"{label}: compute_qparams gave scale {s[:3].tolist()} zero point {z[:3].tolist()}, "
-                     f"PyTorch {want_s[:3].tolist()} / {want_z[:3].tolist()}")
-        wrong += bad
-        # 2. quantize with PyTorch's parameters (so one mistake is not counted twice)
-        ps = want_s if per_channel else want_s[0]
-        pz = want_z if per_channel else want_z[0]
-        ref_q = _torch_quantize(x, ps, pz, dtype, per_channel, axis, qmin, qmax)
-        q = learner.call("quantize", x.clone(), ps.clone(), pz.clone(), spec)
-        expect(isinstance(q, torch.Tensor) and q.dtype == (torch.int8 if dtype == "int8" else torch.uint8),
-               f"{label}: quantize must return a torch.{'int8' if dtype == 'int8' else 'uint8'} tensor, got "
-               f"{getattr(q, 'dtype', type(q).__name__)}")
-        expect(tuple(q.shape) == tuple(x.shape), f"{label}: quantize returned shape {tuple(q.shape)}")
-        diff = (q.to(torch.int64) - ref_q).abs()
-        bad_q = (diff > 1) | ((diff == 1) & ~_ties(x, want_s, per_channel, axis))
-        checked += x.numel()
-        if int(bad_q.sum()) and not first:
-            i = int(bad_q.flatten().nonzero()[0])
-            first = (f"{label}: quantize({x.flatten()[i]:.6g}) = {int(q.flatten()[i])}, PyTorch "
-                     f"{int(ref_q.flatten()[i])} (round half to even of x * (1/scale), plus the zero point, clamped)")
-        wrong += int(bad_q.sum())
-        # 3. dequantize PyTorch's integers
-        shape_v = [1] * x.dim()
-        if per_channel:
-            shape_v[axis] = -1
-        want_dq = (ref_q - pz.reshape(shape_v if per_channel else ())).float() * ps.reshape(
-            shape_v if per_channel else ())
-        store = ref_q.to(torch.int8 if dtype == "int8" else torch.uint8)
-        dq = as_tensor(learner.call("dequantize", store, ps.clone(), pz.clone(), spec), f"dequantize ({label})",
-                       shape=x.shape)
-        bad_dq = (dq - want_dq).abs() > 1e-6 * want_dq.abs().clamp(min=float(ps.min()))
-        checked += x.numel()
-        if int(bad_dq.sum()) and not first:
-            first = f"{label}: dequantize differs from (q - zero_point) * scale by up to {float((dq - want_dq).abs().max()):.3g}"
-        wrong += int(bad_dq.sum())
-        # 4. fake quantize
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if per_channel:
-                want_fq = torch.fake_quantize_per_channel_affine(x, want_s, want_z.to(torch.int32), axis, qmin, qmax)
-            else:
-                want_fq = torch.fake_quantize_per_tensor_affine(x, float(want_s[0]), int(want_z[0]), qmin, qmax)
-        fq = as_tensor(learner.call("fake_quantize", x.clone(), ps.clone(), pz.clone(), spec),
-                       f"fake_quantize ({label})", shape=x.shape)
-        err = (fq - want_fq).abs()
-        step = ps.reshape(shape_v) if per_channel else ps
-        bad_fq = (err > 1e-5 * step) & ~((err <= step * 1.0001) & _ties(x, want_s, per_channel, axis))
-        checked += x.numel()
-        if int(bad_fq.sum()) and not first:
-            first = f"{label}: fake_quantize differs from torch.fake_quantize_* by up to {float(err.max()):.3g}"
-        wrong += int(bad_fq.sum())
+        case = _new_case(learner, rng, dtype, symmetric, per_channel, reduce_range)
+        for n, bad, mismatch in _check_scheme(learner, case):
+            checked += n
+            wrong += bad
+            first = first or mismatch
     share = 100.0 * wrong / checked
     grade.record(share, message=first or f"all {checked:,} values agree with PyTorch over {len(COMBOS)} schemes",
                  details={"values_checked": checked, "values_wrong": wrong, "schemes": len(COMBOS)})

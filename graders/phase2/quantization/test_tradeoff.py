@@ -52,77 +52,91 @@ def _unsupported_ok(variant: str) -> bool:
         (variant == "fp16_cuda" and not truth[("cuda", torch.float16)])
 
 
-@criterion("p2.quantization.tradeoff")
-def test_tradeoff(grade, learner, tmp_path):
-    d = digits()
-    variants = QUICK_VARIANTS if grade.quick else FULL_VARIANTS
-    out = tmp_path / "study"
+def _run_study(grade, learner, d, variants, out: Path) -> list:
+    """The learner's study over the variants, on one thread; its rows must come back in the variants' order."""
     with threads(1):  # the study and the grader's re-measurement both on one thread (steadier when shared)
         rows = learner.call("run_tradeoff_study", copy.deepcopy(d["model"]), d["test_x"].clone(), d["test_y"].clone(),
                             d["calib_x"].clone(), out,
                             variants=list(variants), repeats=15 if grade.quick else 30)
     expect(_names(rows, "run_tradeoff_study") == list(variants),
            f"run_tradeoff_study returned rows for {_names(rows, 'run_tradeoff_study')}, expected {list(variants)}")
-    checks: dict[str, str] = {}  # check -> "" (passed) or why it failed
-    measured, sizes, details = {}, {}, {}
-    x1 = d["test_x"][:1]
-    for r in rows:
-        v = str(get_field(r, "variant", "TradeoffRow"))
-        supported = get_field(r, "supported", "TradeoffRow")
-        if not supported:
-            checks[f"{v}: unsupported"] = "" if _unsupported_ok(v) else \
-                f"{v} is marked unsupported ({get_field(r, 'note', 'TradeoffRow')!r}) but this machine runs it"
-            continue
-        if _unsupported_ok(v):
-            checks[f"{v}: unsupported"] = f"{v} cannot run natively on this machine, yet the row says supported"
-            continue
-        predictor = get_field(r, "predictor", "TradeoffRow")
-        expect(callable(predictor), f"{v}: the row's predictor is not callable")
-        acc = as_float(get_field(r, "accuracy_pct", "TradeoffRow"), f"{v}.accuracy_pct")
-        lat = as_float(get_field(r, "latency_ms", "TradeoffRow"), f"{v}.latency_ms")
-        size = get_field(r, "size_bytes", "TradeoffRow")
-        artifact = Path(get_field(r, "artifact", "TradeoffRow") or "")
+    return rows
 
-        def call(x, _p=predictor, _v=v):
-            return torch.as_tensor(learner.call_obj(_p, x, what=f"the {_v} predictor")).float().cpu()
 
-        mine = top1_pct(call, d["test_x"], d["test_y"])
-        checks[f"{v}: accuracy"] = "" if abs(acc - mine) <= ACC_TOL_PT else \
-            f"{v}: accuracy_pct {acc:.2f} but the grader measures {mine:.2f} with the row's predictor"
-        ok, tries = False, []
-        while not ok and len(tries) < 3:  # re-measured (bounded) while it disagrees: noise gets the doubt
-            with threads(1):
-                tries.append(time_callable(lambda: call(x1), repeats=15, warmup=3).median_ms)
-            grader_ms = min(tries, key=lambda t: abs(t - lat))
-            ok = 1 / LAT_FACTOR <= lat / grader_ms <= LAT_FACTOR or abs(lat - grader_ms) <= LAT_ABS_MS
-        checks[f"{v}: latency"] = "" if ok else \
-            f"{v}: latency_ms {lat:.2f} but the grader measures {grader_ms:.2f} ms at batch 1"
-        is_file = artifact.is_file()
-        checks[f"{v}: size"] = "" if is_file and size == artifact.stat().st_size else \
-            f"{v}: size_bytes {size} is not the size of its artifact {artifact} " \
-            f"({artifact.stat().st_size if is_file else 'missing'})"
-        measured[v] = (mine, grader_ms)
-        sizes[v] = artifact.stat().st_size if is_file else None
-        details[v] = {"accuracy_pct": acc, "grader_accuracy_pct": mine, "latency_ms": lat, "grader_latency_ms": grader_ms,
-                      "size_bytes": size}
-        if v.startswith("onnx_int8_") and is_file:
-            share = onnx_int8_report(artifact)["int8_share"]
-            checks[f"{v}: INT8 graph"] = "" if share >= 0.9 else f"{v}: only {share:.0%} of Conv/MatMul/Gemm in INT8"
-    for v, base in (("onnx_int8_", "fp32_onnx"), ("fx_int8_", "fp32_eager")):
+def _grader_latency(call, x1, lat: float) -> tuple[bool, float]:
+    """The grader's batch-1 median latency, re-measured (at most 3 times) while it disagrees with the row's."""
+    ok, tries = False, []
+    while not ok and len(tries) < 3:  # re-measured (bounded) while it disagrees: noise gets the doubt
+        with threads(1):
+            tries.append(time_callable(lambda: call(x1), repeats=15, warmup=3).median_ms)
+        grader_ms = min(tries, key=lambda t: abs(t - lat))
+        ok = 1 / LAT_FACTOR <= lat / grader_ms <= LAT_FACTOR or abs(lat - grader_ms) <= LAT_ABS_MS
+    return ok, grader_ms
+
+
+def _check_row(learner, d, r, checks: dict[str, str]) -> tuple[str, int | None, dict] | None:
+    """One row's support flag, or its accuracy, latency, size and INT8 graph; (variant, file size, details) if it ran."""
+    v = str(get_field(r, "variant", "TradeoffRow"))
+    supported = get_field(r, "supported", "TradeoffRow")
+    if not supported:
+        checks[f"{v}: unsupported"] = "" if _unsupported_ok(v) else \
+            f"{v} is marked unsupported ({get_field(r, 'note', 'TradeoffRow')!r}) but this machine runs it"
+        return None
+    if _unsupported_ok(v):
+        checks[f"{v}: unsupported"] = f"{v} cannot run natively on this machine, yet the row says supported"
+        return None
+    predictor = get_field(r, "predictor", "TradeoffRow")
+    expect(callable(predictor), f"{v}: the row's predictor is not callable")
+    acc = as_float(get_field(r, "accuracy_pct", "TradeoffRow"), f"{v}.accuracy_pct")
+    lat = as_float(get_field(r, "latency_ms", "TradeoffRow"), f"{v}.latency_ms")
+    size = get_field(r, "size_bytes", "TradeoffRow")
+    artifact = Path(get_field(r, "artifact", "TradeoffRow") or "")
+
+    def call(x):
+        return torch.as_tensor(learner.call_obj(predictor, x, what=f"the {v} predictor")).float().cpu()
+
+    mine = top1_pct(call, d["test_x"], d["test_y"])
+    checks[f"{v}: accuracy"] = "" if abs(acc - mine) <= ACC_TOL_PT else \
+        f"{v}: accuracy_pct {acc:.2f} but the grader measures {mine:.2f} with the row's predictor"
+    ok, grader_ms = _grader_latency(call, d["test_x"][:1], lat)
+    checks[f"{v}: latency"] = "" if ok else \
+        f"{v}: latency_ms {lat:.2f} but the grader measures {grader_ms:.2f} ms at batch 1"
+    is_file = artifact.is_file()
+    checks[f"{v}: size"] = "" if is_file and size == artifact.stat().st_size else \
+        f"{v}: size_bytes {size} is not the size of its artifact {artifact} " \
+        f"({artifact.stat().st_size if is_file else 'missing'})"
+    file_size = artifact.stat().st_size if is_file else None
+    details = {"accuracy_pct": acc, "grader_accuracy_pct": mine, "latency_ms": lat, "grader_latency_ms": grader_ms,
+               "size_bytes": size}
+    if v.startswith("onnx_int8_") and is_file:
+        share = onnx_int8_report(artifact)["int8_share"]
+        checks[f"{v}: INT8 graph"] = "" if share >= 0.9 else f"{v}: only {share:.0%} of Conv/MatMul/Gemm in INT8"
+    return v, file_size, details
+
+
+def _check_size_ratios(sizes: dict[str, int | None], checks: dict[str, str]) -> None:
+    """Each INT8 artifact at most MAX_SIZE_RATIO of its FP32 base's file."""
+    for prefix, base in (("onnx_int8_", "fp32_onnx"), ("fx_int8_", "fp32_eager")):
         for name, s in sizes.items():
-            if name.startswith(v) and sizes.get(base) and s is not None:
+            if name.startswith(prefix) and sizes.get(base) and s is not None:
                 ratio = s / sizes[base]
                 checks[f"{name}: size ratio"] = "" if ratio <= MAX_SIZE_RATIO else \
                     f"{name}: its file is {ratio:.2f}x {base}'s (INT8: at most {MAX_SIZE_RATIO}x)"
-    # The Pareto front: on your rows (with your numbers), then on fresh random rows.
+
+
+def _study_front_failure(learner, rows) -> str:
+    """pareto_front on the study's own rows (with the learner's numbers) against the grader's front; "" if equal."""
     yours = {}
     for r in rows:
         acc, lat = get_field(r, "accuracy_pct", "TradeoffRow"), get_field(r, "latency_ms", "TradeoffRow")
         if get_field(r, "supported", "TradeoffRow") and acc is not None and lat is not None:
             yours[str(get_field(r, "variant", "TradeoffRow"))] = (float(acc), float(lat))
     got = _names(learner.call("pareto_front", list(rows)), "pareto_front")
-    checks["pareto front of the study"] = "" if got == _front(yours) else \
-        f"pareto_front gave {got}, expected {_front(yours)} (sorted by latency)"
+    return "" if got == _front(yours) else f"pareto_front gave {got}, expected {_front(yours)} (sorted by latency)"
+
+
+def _random_front_failure(learner) -> str:
+    """pareto_front on 3 sets of fresh random rows (plus an unsupported one); the first disagreement, "" if none."""
     rng = random.Random(random.SystemRandom().randrange(2**31))
     fails = []
     for trial in range(3):
@@ -135,12 +149,36 @@ def test_tradeoff(grade, learner, tmp_path):
         got = _names(learner.call("pareto_front", synthetic), "pareto_front")
         if got != _front(pts):
             fails.append(f"points {pts}: yours {got}, expected {_front(pts)}")
-    checks["pareto front of random rows"] = fails[0] if fails else ""
+    return fails[0] if fails else ""
+
+
+def _check_report_files(out: Path, variants, checks: dict[str, str]) -> None:
+    """The study's pareto.png (a PNG of at least 640x480) and tradeoff.md (naming every variant)."""
     png = _png_size(out / "pareto.png")
     checks["pareto.png"] = "" if png and png[0] >= 640 and png[1] >= 480 else \
         f"{out / 'pareto.png'} is missing, not a PNG, or smaller than 640x480 ({png})"
     table = (out / "tradeoff.md").read_text(encoding="utf-8") if (out / "tradeoff.md").is_file() else ""
     checks["tradeoff.md"] = "" if all(v in table for v in variants) else "tradeoff.md is missing or lacks variants"
+
+
+@criterion("p2.quantization.tradeoff")
+def test_tradeoff(grade, learner, tmp_path):
+    d = digits()
+    variants = QUICK_VARIANTS if grade.quick else FULL_VARIANTS
+    out = tmp_path / "study"
+    rows = _run_study(grade, learner, d, variants, out)
+    checks: dict[str, str] = {}  # check -> "" (passed) or why it failed
+    sizes, details = {}, {}
+    for r in rows:
+        ran = _check_row(learner, d, r, checks)
+        if ran is not None:
+            v, file_size, row = ran
+            sizes[v], details[v] = file_size, row
+    _check_size_ratios(sizes, checks)
+    # The Pareto front: on your rows (with your numbers), then on fresh random rows.
+    checks["pareto front of the study"] = _study_front_failure(learner, rows)
+    checks["pareto front of random rows"] = _random_front_failure(learner)
+    _check_report_files(out, variants, checks)
     failed = [m for m in checks.values() if m]
     share = 100.0 * (len(checks) - len(failed)) / len(checks)
     grade.record(share, details={"rows": details, "failed_checks": failed, "checks": len(checks)},

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import psutil
@@ -30,13 +31,9 @@ def _bad_inputs(shape: tuple[int, ...]) -> list[tuple[str, object, str]]:
     ]
 
 
-@criterion("p3.batching.bad_requests")
-def test_bad_requests(grade, learner):
-    """Malformed requests are refused alone; a model that raises fails its batch, not the batcher."""
-    invalid = learner_error_class(learner, "InvalidRequest")
-    model, shape = build("digits_cnn")
+def _check_request_problems(learner, shape: tuple[int, ...], invalid) -> list[str]:
+    """check_request on its own: a valid input back unchanged, each malformed one refused with InvalidRequest."""
     problems: list[str] = []
-    # Part 1: check_request on its own.
     good = torch.randn(*shape)
     got = learner.call("check_request", good, input_shape=shape, dtype=torch.float32)
     expect(isinstance(got, torch.Tensor) and torch.equal(got, good), "check_request must return a valid input unchanged")
@@ -51,14 +48,43 @@ def test_bad_requests(grade, learner):
                 problems.append(f"check_request on {what}: expected InvalidRequest, got {text[:120]}")
             elif word.lower() not in text.lower():
                 problems.append(f"check_request on {what}: the message should mention {word!r}: {text[:120]}")
-    # Part 2: through the batcher, while valid clients keep it busy; some inputs poison the model.
-    inst = Instrumented(model, "digits_cnn", poison=True)
-    n = 240 if grade.quick else 400
+    return problems
+
+
+def _poisoned_inputs(n: int, shape: tuple[int, ...]) -> tuple[list[torch.Tensor], list[int]]:
+    """n fresh inputs, 4 of them (spread out) made to poison the model; (inputs, poisoned indices)."""
     xs = fresh_inputs(n, shape)
     poisoned = sorted(range(17, n, n // 4))[:4]
     for i in poisoned:
         xs[i].view(-1)[0] = POISON
-    want = expected_outputs(model, xs)
+    return xs, poisoned
+
+
+def _bad_client(batcher, shape: tuple[int, ...], invalid, stop_bad: threading.Event, bad_log: list[str]) -> None:
+    """Submit malformed inputs in turn until stopped; log each one not refused with InvalidRequest."""
+    k = 0
+    while not stop_bad.is_set():
+        what, x, _ = _bad_inputs(shape)[k % 6]
+        k += 1
+        try:
+            fut = batcher.submit(x)
+        except invalid:
+            pass
+        except Exception as e:  # noqa: BLE001
+            bad_log.append(f"submit({what}) raised {type(e).__name__}, not InvalidRequest")
+        else:
+            try:
+                fut.result(timeout=2)
+                bad_log.append(f"submit({what}) was accepted and answered")
+            except invalid:
+                pass
+            except Exception as e:  # noqa: BLE001
+                bad_log.append(f"submit({what}) failed with {type(e).__name__}, not InvalidRequest")
+        time.sleep(0.003)
+
+
+def _serve_with_bad_client(grade, learner, inst, shape, xs, invalid):
+    """xs through a batcher while a bad client submits malformed inputs, then 32 more; (run, after, bad submits logged)."""
     bad_log: list[str] = []
     with cpu_threads(grade):
         batcher = make_batcher(learner, inst, input_shape=shape, max_batch_size=8, max_queue_delay_ms=5,
@@ -66,29 +92,8 @@ def test_bad_requests(grade, learner):
         try:
             probe(learner, batcher.submit, fresh_inputs(1, shape)[0])
             stop_bad = threading.Event()
-
-            def bad_client() -> None:
-                k = 0
-                while not stop_bad.is_set():
-                    what, x, _ = _bad_inputs(shape)[k % 6]
-                    k += 1
-                    try:
-                        fut = batcher.submit(x)
-                    except invalid:
-                        pass
-                    except Exception as e:  # noqa: BLE001
-                        bad_log.append(f"submit({what}) raised {type(e).__name__}, not InvalidRequest")
-                    else:
-                        try:
-                            fut.result(timeout=2)
-                            bad_log.append(f"submit({what}) was accepted and answered")
-                        except invalid:
-                            pass
-                        except Exception as e:  # noqa: BLE001
-                            bad_log.append(f"submit({what}) failed with {type(e).__name__}, not InvalidRequest")
-                    time.sleep(0.003)
-
-            t = threading.Thread(target=bad_client, name="grader-bad-client", daemon=True)
+            t = threading.Thread(target=_bad_client, args=(batcher, shape, invalid, stop_bad, bad_log),
+                                 name="grader-bad-client", daemon=True)
             t.start()
             run = closed_loop(batcher.submit, xs, concurrency=16, total_timeout_s=60)
             stop_bad.set()
@@ -96,12 +101,21 @@ def test_bad_requests(grade, learner):
             after = closed_loop(batcher.submit, fresh_inputs(32, shape), concurrency=8, total_timeout_s=30)
         finally:
             stop(batcher)
-    if bad_log:
-        problems.append(f"{len(bad_log)} malformed submits mishandled (first: {bad_log[0]})")
+    return run, after, bad_log
+
+
+def _batched_with_poison(inst, xs, poisoned: list[int]) -> set[int]:
+    """The requests the model saw in a batch with a poisoned one, and the poisoned ones themselves."""
     index = {t: i for i, t in enumerate(tags_of(xs))}
     index.pop(POISON, None)
     shared = {index[t] for _, _, _, tags in inst.calls if POISON in tags for t in tags if t in index}
     shared |= set(poisoned)
+    return shared
+
+
+def _poison_problems(run, want, poisoned: list[int], shared: set[int], n: int) -> list[str]:
+    """Poisoned requests must fail with the model's error; every request outside their batches must be answered right."""
+    problems: list[str] = []
     for i in poisoned:
         if run.errors[i] is None:
             problems.append(f"poisoned request {i} got an answer although the model raised")
@@ -116,6 +130,26 @@ def test_bad_requests(grade, learner):
     wrong_shared = [i for i in shared - set(poisoned) if run.errors[i] is None and i in set(bad_out)]
     if wrong_shared:
         problems.append(f"{len(wrong_shared)} requests batched with a poisoned one got a wrong answer")
+    return problems
+
+
+@criterion("p3.batching.bad_requests")
+def test_bad_requests(grade, learner):
+    """Malformed requests are refused alone; a model that raises fails its batch, not the batcher."""
+    invalid = learner_error_class(learner, "InvalidRequest")
+    model, shape = build("digits_cnn")
+    # Part 1: check_request on its own.
+    problems = _check_request_problems(learner, shape, invalid)
+    # Part 2: through the batcher, while valid clients keep it busy; some inputs poison the model.
+    inst = Instrumented(model, "digits_cnn", poison=True)
+    n = 240 if grade.quick else 400
+    xs, poisoned = _poisoned_inputs(n, shape)
+    want = expected_outputs(model, xs)
+    run, after, bad_log = _serve_with_bad_client(grade, learner, inst, shape, xs, invalid)
+    if bad_log:
+        problems.append(f"{len(bad_log)} malformed submits mishandled (first: {bad_log[0]})")
+    shared = _batched_with_poison(inst, xs, poisoned)
+    problems += _poison_problems(run, want, poisoned, shared, n)
     if after.failed:
         problems.append(f"after the model raised, {after.failed} of 32 new requests failed: the batcher died")
     grade.record(len(problems), message="; ".join(problems) if problems else
@@ -124,6 +158,99 @@ def test_bad_requests(grade, learner):
                  f"the other {n - len(shared)} answered correctly, and the batcher kept serving",
                  details={"problems": problems, "poisoned": poisoned, "batched_with_poison": sorted(shared),
                           "bad_submits_mishandled": len(bad_log), "after_failed": after.failed})
+
+
+@dataclass
+class _Flood:
+    """What one flood of submits produced: accepted futures, refusals, submit() times, outstanding and RSS peaks."""
+    rss0: int
+    rss_peak: int
+    accepted_n: int = 0
+    done: int = 0
+    peak: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    accepted: list[tuple[int, object]] = field(default_factory=list)
+    refused: list[BaseException] = field(default_factory=list)
+    other: list[BaseException] = field(default_factory=list)
+    submit_ms: list[float] = field(default_factory=list)
+
+    def on_done(self, _) -> None:
+        """A future's done callback: one fewer outstanding."""
+        with self.lock:
+            self.done += 1
+
+
+def _flood(batcher, pool, flood_s: float, overloaded, log: _Flood, proc) -> None:
+    """Submit as fast as possible for flood_s seconds, timing every submit() and recording what it did."""
+    end = now_ns() + int(flood_s * 1e9)
+    k = 0
+    while now_ns() < end:
+        x = pool[k % len(pool)]
+        t0 = now_ns()
+        try:
+            fut = batcher.submit(x)
+        except overloaded as e:
+            log.submit_ms.append((now_ns() - t0) / 1e6)
+            log.refused.append(e)
+        except Exception as e:  # noqa: BLE001
+            log.submit_ms.append((now_ns() - t0) / 1e6)
+            log.other.append(e)
+        else:
+            log.submit_ms.append((now_ns() - t0) / 1e6)
+            with log.lock:
+                log.accepted_n += 1
+                log.peak = max(log.peak, log.accepted_n - log.done)
+            log.accepted.append((k % len(pool), fut))
+            fut.add_done_callback(log.on_done)
+        k += 1
+        if k % 2048 == 0:
+            log.rss_peak = max(log.rss_peak, proc.memory_info().rss)
+
+
+def _run_flood(batcher, pool, flood_s: float, overloaded, log: _Flood, proc) -> None:
+    """The flood on a grader thread; submit() must never block it for more than 10 s."""
+    t = threading.Thread(target=_flood, args=(batcher, pool, flood_s, overloaded, log, proc), name="grader-flood",
+                         daemon=True)
+    t.start()
+    t.join(flood_s + 10)
+    expect(not t.is_alive(), "submit() blocked for more than 10 s under overload: refuse with Overloaded instead")
+
+
+def _settle_accepted(accepted: list[tuple[int, object]], pool) -> tuple[int, list[int], list[int]]:
+    """Wait (10 s in all) for the accepted requests; (never finished, failed, wrong answers)."""
+    settle_end = time.monotonic() + 10
+    for _, fut in accepted:
+        try:
+            fut.result(timeout=max(0.01, settle_end - time.monotonic()))
+        except Exception:  # noqa: BLE001 - counted below
+            pass
+    hung = sum(1 for _, f in accepted if not f.done())
+    failed = [i for i, f in accepted if f.done() and f.exception() is not None]
+    wrong = [i for i, f in accepted if f.done() and f.exception() is None
+             and not torch.allclose(f.result(), pool[i][:4] * 2)]
+    return hung, failed, wrong
+
+
+def _backpressure_gates(log: _Flood, sub, queue: int, limit: int, hung: int, failed, wrong, recovery) -> list[str]:
+    """Why the flood fails outright, if it does: wrong refusals, none at all, an unbounded queue, lost requests, no recovery."""
+    gates = []
+    other, refused = log.other, log.refused
+    if other:
+        gates.append(f"{len(other)} refusals were not Overloaded (first: {type(other[0]).__name__}: {str(other[0])[:100]})")
+    if not refused:
+        gates.append(f"none of {sub.n} submits was refused: the queue must stop at max_queue_size={queue} "
+                     f"and raise Overloaded")
+    elif not str(refused[0]).strip():
+        gates.append("Overloaded was raised without a message: say how full the queue is")
+    if log.peak > limit:
+        gates.append(f"{log.peak} requests were waiting at once; max_queue_size={queue} allows about {limit}")
+    if hung or failed or wrong:
+        gates.append(f"of the {len(log.accepted)} accepted requests {hung} never finished, {len(failed)} failed, "
+                     f"{len(wrong)} got a wrong answer")
+    if recovery.failed:
+        gates.append(f"after the flood, {recovery.failed} of 160 requests at a sustainable load still failed "
+                     f"({recovery.error_kinds()}): no recovery")
+    return gates
 
 
 @criterion("p3.batching.backpressure")
@@ -140,128 +267,61 @@ def test_backpressure(grade, learner):
     batcher = make_batcher(learner, model, input_shape=(16,), max_batch_size=mbs, max_queue_delay_ms=2,
                            max_queue_size=queue)
     pool = fresh_inputs(4096, (16,))
-    state = {"accepted": 0, "done": 0, "peak": 0}
-    lock = threading.Lock()
-    accepted: list[tuple[int, object]] = []
-    refused: list[BaseException] = []
-    other: list[BaseException] = []
-    submit_ms: list[float] = []
     proc = psutil.Process()
     rss0 = proc.memory_info().rss
-    rss_peak = rss0
-
-    def on_done(_):
-        with lock:
-            state["done"] += 1
-
+    log = _Flood(rss0=rss0, rss_peak=rss0)
     try:
         probe(learner, batcher.submit, pool[0])
-        flood_s = 0.5 if grade.quick else 1.0
-
-        def flood() -> None:
-            nonlocal rss_peak
-            end = now_ns() + int(flood_s * 1e9)
-            k = 0
-            while now_ns() < end:
-                x = pool[k % len(pool)]
-                t0 = now_ns()
-                try:
-                    fut = batcher.submit(x)
-                except overloaded as e:
-                    submit_ms.append((now_ns() - t0) / 1e6)
-                    refused.append(e)
-                except Exception as e:  # noqa: BLE001
-                    submit_ms.append((now_ns() - t0) / 1e6)
-                    other.append(e)
-                else:
-                    submit_ms.append((now_ns() - t0) / 1e6)
-                    with lock:
-                        state["accepted"] += 1
-                        state["peak"] = max(state["peak"], state["accepted"] - state["done"])
-                    accepted.append((k % len(pool), fut))
-                    fut.add_done_callback(on_done)
-                k += 1
-                if k % 2048 == 0:
-                    rss_peak = max(rss_peak, proc.memory_info().rss)
-
-        t = threading.Thread(target=flood, name="grader-flood", daemon=True)
-        t.start()
-        t.join(flood_s + 10)
-        expect(not t.is_alive(), "submit() blocked for more than 10 s under overload: refuse with Overloaded instead")
-        settle_end = time.monotonic() + 10
-        for _, fut in accepted:
-            try:
-                fut.result(timeout=max(0.01, settle_end - time.monotonic()))
-            except Exception:  # noqa: BLE001 - counted below
-                pass
-        hung = sum(1 for _, f in accepted if not f.done())
-        failed = [i for i, f in accepted if f.done() and f.exception() is not None]
-        wrong = [i for i, f in accepted if f.done() and f.exception() is None
-                 and not torch.allclose(f.result(), pool[i][:4] * 2)]
+        _run_flood(batcher, pool, 0.5 if grade.quick else 1.0, overloaded, log, proc)
+        hung, failed, wrong = _settle_accepted(log.accepted, pool)
         recovery = closed_loop(batcher.submit, fresh_inputs(160, (16,)), concurrency=mbs, total_timeout_s=30)
     finally:
         stop(batcher, drain=False)
-    sub = summarize(submit_ms)
-    details = {"submits": sub.n, "refused": len(refused), "accepted": len(accepted), "other_errors": len(other),
-               "peak_outstanding": state["peak"], "allowed_outstanding": limit, "submit_p50_ms": sub.median,
-               "submit_p99_ms": sub.p99, "submit_max_ms": sub.max, "rss_growth_mb": (rss_peak - rss0) / 2**20,
+    sub = summarize(log.submit_ms)
+    details = {"submits": sub.n, "refused": len(log.refused), "accepted": len(log.accepted), "other_errors": len(log.other),
+               "peak_outstanding": log.peak, "allowed_outstanding": limit, "submit_p50_ms": sub.median,
+               "submit_p99_ms": sub.p99, "submit_max_ms": sub.max, "rss_growth_mb": (log.rss_peak - rss0) / 2**20,
                "recovery_failed": recovery.failed, "hung": hung, "failed_accepted": len(failed)}
-    gates = []
-    if other:
-        gates.append(f"{len(other)} refusals were not Overloaded (first: {type(other[0]).__name__}: {str(other[0])[:100]})")
-    if not refused:
-        gates.append(f"none of {sub.n} submits was refused: the queue must stop at max_queue_size={queue} "
-                     f"and raise Overloaded")
-    elif not str(refused[0]).strip():
-        gates.append("Overloaded was raised without a message: say how full the queue is")
-    if state["peak"] > limit:
-        gates.append(f"{state['peak']} requests were waiting at once; max_queue_size={queue} allows about {limit}")
-    if hung or failed or wrong:
-        gates.append(f"of the {len(accepted)} accepted requests {hung} never finished, {len(failed)} failed, "
-                     f"{len(wrong)} got a wrong answer")
-    if recovery.failed:
-        gates.append(f"after the flood, {recovery.failed} of 160 requests at a sustainable load still failed "
-                     f"({recovery.error_kinds()}): no recovery")
+    gates = _backpressure_gates(log, sub, queue, limit, hung, failed, wrong, recovery)
     if gates:
         grade.fail("; ".join(gates), value=sub.p99, details=details)
         return
     grade.record(sub.p99, details=details,
-                 message=f"{len(refused)} of {sub.n} submits refused with Overloaded, {len(accepted)} accepted "
-                         f"and answered; at most {state['peak']} outstanding (max_queue_size {queue}); "
+                 message=f"{len(log.refused)} of {sub.n} submits refused with Overloaded, {len(log.accepted)} accepted "
+                         f"and answered; at most {log.peak} outstanding (max_queue_size {queue}); "
                          f"submit() p50 {sub.median * 1000:.0f} us, p99 {sub.p99:.2f} ms; recovered: "
                          f"{recovery.completed}/160 answered after the flood")
 
 
-@criterion("p3.batching.clean_shutdown")
-def test_clean_shutdown(grade, learner):
-    """close(drain=True) finishes the queue, close(drain=False) fails it promptly, nothing hangs or leaks."""
-    closed_cls = learner_error_class(learner, "BatcherClosed")
-    checks: dict[str, bool] = {}
-    notes: list[str] = []
-    baseline = threading.active_count()
+def _new_batcher(learner, ms: float = 40.0):
+    """A batcher over a model that sleeps ms per batch of up to 4; (model, batcher)."""
+    model = SleepModel(ms)
+    return model, make_batcher(learner, model, input_shape=(16,), max_batch_size=4, max_queue_delay_ms=1,
+                               max_queue_size=256)
 
-    def new(ms: float = 40.0):
-        model = SleepModel(ms)
-        return model, make_batcher(learner, model, input_shape=(16,), max_batch_size=4, max_queue_delay_ms=1,
-                                   max_queue_size=256)
 
-    def timed_close(b, **kw) -> float:
-        t0 = time.monotonic()
-        learner.call_obj(b.close, what="DynamicBatcher.close()", **kw)
-        return time.monotonic() - t0
+def _timed_close(learner, b, **kw) -> float:
+    """Seconds the learner's close(**kw) took."""
+    t0 = time.monotonic()
+    learner.call_obj(b.close, what="DynamicBatcher.close()", **kw)
+    return time.monotonic() - t0
 
-    # Probe: close() on an idle batcher (a stub fails here, naming its task).
-    _, b = new()
+
+def _check_idle_close(learner, baseline: int, checks: dict[str, bool]) -> None:
+    """close() on an idle batcher (a stub fails here, naming its task) leaves no thread behind."""
+    _, b = _new_batcher(learner)
     try:
-        timed_close(b)
+        _timed_close(learner, b)
     finally:
         stop(b)
     checks["idle close leaves no thread"] = thread_count_settles(baseline) <= baseline
-    # drain=True: everything queued still runs, and close waits for it.
-    xs = fresh_inputs(24, (16,))
-    _, b = new()
+
+
+def _check_drain(learner, closed_cls, xs, baseline: int, checks: dict[str, bool], notes: list[str]) -> None:
+    """drain=True runs everything queued before returning; then submit raises BatcherClosed, a second close is harmless."""
+    _, b = _new_batcher(learner)
     futs = [learner.call_obj(b.submit, x, what="DynamicBatcher.submit(x)") for x in xs]
-    took = timed_close(b, drain=True)
+    took = _timed_close(learner, b, drain=True)
     done = [f.done() for f in futs]
     ok = [f.done() and f.exception() is None and torch.allclose(f.result(), x[:4] * 2) for f, x in zip(futs, xs)]
     checks["drain=True answers every queued request before returning"] = all(ok)
@@ -282,11 +342,14 @@ def test_clean_shutdown(grade, learner):
         checks["a second close is harmless"] = False
         notes.append(f"a second close() raised {type(e).__name__}: {e}")
     checks["drain=True leaves no thread"] = thread_count_settles(baseline) <= baseline
-    # drain=False: returns within one batch, every request settled (most of them failed), none hanging.
-    _, b = new()
+
+
+def _check_no_drain(learner, xs, baseline: int, checks: dict[str, bool], notes: list[str]) -> None:
+    """drain=False returns within one batch, every request settled (most of them failed), none hanging."""
+    _, b = _new_batcher(learner)
     futs = [learner.call_obj(b.submit, x, what="DynamicBatcher.submit(x)") for x in xs]
     time.sleep(0.02)
-    took = timed_close(b, drain=False)
+    took = _timed_close(learner, b, drain=False)
     checks["drain=False returns within 0.5 s"] = took <= 0.5
     end = time.monotonic() + 1.0
     while not all(f.done() for f in futs) and time.monotonic() < end:
@@ -301,11 +364,28 @@ def test_clean_shutdown(grade, learner):
         notes.append(f"close(drain=False) took {took:.2f} s; {settled}/24 settled, {dropped} dropped, {wrong} wrong")
     stop(b)
     checks["drain=False leaves no thread"] = thread_count_settles(baseline) <= baseline
-    # The context manager closes too.
-    _, b = new(5.0)
+
+
+def _check_context_manager(learner, xs, baseline: int, checks: dict[str, bool]) -> None:
+    """Leaving a `with` block drains the batcher and stops its threads."""
+    _, b = _new_batcher(learner, 5.0)
     with b:
         futs = [b.submit(x) for x in xs[:8]]
     checks["`with` drains and stops"] = all(f.done() for f in futs) and thread_count_settles(baseline) <= baseline
+
+
+@criterion("p3.batching.clean_shutdown")
+def test_clean_shutdown(grade, learner):
+    """close(drain=True) finishes the queue, close(drain=False) fails it promptly, nothing hangs or leaks."""
+    closed_cls = learner_error_class(learner, "BatcherClosed")
+    checks: dict[str, bool] = {}
+    notes: list[str] = []
+    baseline = threading.active_count()
+    _check_idle_close(learner, baseline, checks)
+    xs = fresh_inputs(24, (16,))
+    _check_drain(learner, closed_cls, xs, baseline, checks, notes)
+    _check_no_drain(learner, xs, baseline, checks, notes)
+    _check_context_manager(learner, xs, baseline, checks)
     leaked = threading.active_count() - baseline
     if leaked > 0:
         notes.append(f"{leaked} threads still running: {[t.name for t in threading.enumerate()][-leaked:]}")
@@ -315,4 +395,3 @@ def test_clean_shutdown(grade, learner):
                  message=(f"{passed}/{len(checks)} shutdown checks pass" +
                           (f"; failing: {'; '.join(failing)}" if failing else "") +
                           (f" ({'; '.join(notes)})" if notes else "")))
-
