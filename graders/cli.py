@@ -45,10 +45,21 @@ def _scope(args) -> str:
     return ", ".join(words)
 
 
+def _check_selection(args) -> None:
+    """Refuse an unknown part or task before anything runs (raises CourseError: exit 2, one line)."""
+    ph = course_phase(args.phase)
+    part = ph.part(args.part) if args.part is not None else None
+    if getattr(args, "task", None) is not None:
+        owner = ph.part_of_task(args.task)
+        if part is not None and owner != part:
+            raise CourseError(f"task {args.phase}.{args.task} belongs to part {owner.name}, not {part.name}")
+
+
 def _grade(args) -> int:
     from .reporting import format_console, write_all
     from .runner import grade_phase
 
+    _check_selection(args)
     out = Path(args.out) if args.out else _default_out(args.phase, args.impl, args.submission, args.part, args.task)
     print(f"Grading {_scope(args)}, {args.impl}"
           f"{' from ' + args.submission if args.submission else ''}{' [quick]' if args.quick else ''}...",
@@ -73,6 +84,7 @@ def _stability(args) -> int:
     from .reporting import write_all
     from .runner import grade_phase
 
+    _check_selection(args)
     runs = []
     for i in range(args.times):
         scope = f"-{args.part}" if args.part else ""
@@ -99,6 +111,7 @@ def _stability(args) -> int:
 def _batch(args) -> int:
     from .gradebook import grade_folder
 
+    _check_selection(args)
     out = Path(args.out) if args.out else REPO_ROOT / "gradebook" / (
         f"phase{args.phase}" + (f"-{args.part}" if args.part else ""))
     book = grade_folder(Path(args.submissions), args.phase, out, part=args.part, quick=args.quick, task=args.task,
