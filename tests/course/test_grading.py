@@ -3,6 +3,7 @@ criteria, and the untouched stubs score 0 with a hint that names the task's guid
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -71,7 +72,11 @@ def test_untouched_stubs_score_zero_with_a_hint_each(part, tmp_path):
             continue
         task = part.task(c["task"])
         assert c["verdict"] == "fail", c
-        assert f"not implemented yet: Task {task.label}:" in c["message"], c["message"]
+        # The stub that stops it is this task's, or an earlier task of the part it builds on (a Task 3.2
+        # criterion needs Task 3.1's batcher first); the hint always links the criterion's own task.
+        named = re.search(r"not implemented yet: Task (\d+)\.(\d+):", c["message"])
+        assert named, c["message"]
+        assert int(named.group(1)) == part.phase and part.task(int(named.group(2))).number <= task.number, c["message"]
         assert task.link.rsplit("/", 1)[-1] in c["hint"], c["hint"]
     imported = g.imported()
     assert part.impl_module("starter") in imported
@@ -89,4 +94,4 @@ def test_the_grader_never_needs_the_reference():
     """Nothing under graders/ imports a reference package: the learner copy grades without one."""
     for path in (REPO_ROOT / "graders").rglob("*.py"):
         text = path.read_text(encoding="utf-8")
-        assert ".reference import" not in text and "import phase" not in text, path
+        assert not re.search(r"^\s*(from|import) phase\d|\.reference import", text, re.M), path

@@ -60,7 +60,7 @@ CHEAT_DYNAMIC = textwrap.dedent('''
 @needs_reference
 def test_fp32_as_int8_and_fast_but_wrong_get_no_credit(tmp_path):
     sub = make_submission(tmp_path, {"static_onnx.py": CHEAT_STATIC,
-                                     "quantization/static_fx.py": CHEAT_FX,
+                                     "static_fx.py": CHEAT_FX,
                                      "dynamic.py": CHEAT_DYNAMIC}, "phase2_optimization/quantization")
     g = run_grade(tmp_path / "cheat4", "--phase", "2", "--quick", "--task", "4", "--submission", str(sub))
     assert g.code == 1 and "Traceback" not in g.stdout, g.stdout[-3000:]
