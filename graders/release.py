@@ -24,7 +24,8 @@ __all__ = ["excluded", "REFERENCE_BANNER", "release_files", "write_release", "ch
 
 def excluded() -> tuple[str, ...]:
     """Glob patterns (repo-relative) of what never reaches the learner copy: each part's reference/."""
-    return tuple(f"{p.folder}/reference/*" for ph in phases() for p in ph.parts)
+    declared = tuple(f"{p.folder}/reference/*" for ph in phases() for p in ph.parts)
+    return (*declared, "phase*/reference/*")   # fnmatch's * spans "/": any reference/ under a phase folder
 
 
 def release_files(root: Path = REPO_ROOT) -> list[Path]:

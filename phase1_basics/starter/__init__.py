@@ -11,7 +11,7 @@ Work through the tasks in order (each builds on the last), reading the matching 
     Task 1.6  devices.py     compare_devices
     Task 1.7  report.py      write_report
 
-Check one task with ``make grade PHASE=1 TASK=N``. ``types.py`` and the helpers (``Predictor``,
+Check one task with ``make grade PHASE=1 TASK=N``. ``types.py`` (beside this folder) and the helpers (``Predictor``,
 ``device_sync``, ``environment_info``) are written in full: use them, keep their names.
 """
 from .devices import DEVICES, compare_devices

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from pathlib import Path
 
 import pytest
+from gradelib import run_grade
 
 from graders.course import REPO_ROOT
 from graders.outcomes import load_outcomes
 
 from .cases import PARTS, has_reference, part_cases
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "graders"))
-from gradelib import run_grade  # noqa: E402  (the end-to-end helpers of tests/graders)
 
 pytestmark = [pytest.mark.grading, pytest.mark.slow]
 

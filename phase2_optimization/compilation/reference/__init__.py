@@ -11,7 +11,7 @@ Work through the tasks in order, reading the matching section of
     Task 2.10  torch_compile.py  compile_model, compile_and_warm_up
     Task 2.11  trt_engine.py     make_calibrator, build_engine, load_engine, run_engine (NVIDIA GPU + TensorRT)
 
-Check one task with ``make grade PHASE=2 TASK=N`` (N = 7..11). ``types.py`` and the helpers
+Check one task with ``make grade PHASE=2 TASK=N`` (N = 7..11). ``types.py`` (beside this folder) and the helpers
 (``count_ops``, ``graphs_compiled``, ``tensorrt_available``, ``TRTBatchReader``, ``TRTRunner``) are
 written in full: use them, keep their names.
 """

@@ -13,7 +13,7 @@ Work through the tasks in order (each builds on the last), reading the matching 
     Task 2.5  half.py         precision_support, to_half_precision
     Task 2.6  tradeoff.py     build_variant, pareto_front, plot_pareto, run_tradeoff_study
 
-Check one task with ``make grade PHASE=2 TASK=N`` (N = 1..6). ``types.py``, ``hardware.py`` and the
+Check one task with ``make grade PHASE=2 TASK=N`` (N = 1..6). ``types.py``, ``hardware.py`` (both beside this folder) and the
 helpers marked "written in full" are complete: use them, keep their names.
 """
 from .affine import along_axis, compute_qparams, dequantize, fake_quantize, quantize, relative_error, sqnr_db

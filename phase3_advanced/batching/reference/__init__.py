@@ -10,7 +10,7 @@ Work through the tasks in order, reading the matching section of
     Task 3.3  pool.py      ModelPool                                          concurrent models
     Task 3.4  loadgen.py   run_closed_loop, run_poisson                       a load generator
 
-Check one task with ``make grade PHASE=3 TASK=N``. ``types.py`` (``BatcherConfig``, ``BatcherStats``,
+Check one task with ``make grade PHASE=3 TASK=N``. ``types.py``, beside this folder (``BatcherConfig``, ``BatcherStats``,
 ``ModelSpec``, ``LoadReport``, the error classes) and the helpers in ``batcher.py`` (``_Request``,
 ``_resolve``, ``_fail``, ``_Counters``, ``DynamicBatcher.__init__``, ``start``, ``stats``,
 ``_call_model``, ``_worker_loop``) are written in full: use them, keep their names.
