@@ -1,19 +1,26 @@
 # Inference Lab: the front door. Every target sets up .venv first, so any of them can be the first
-# command on a fresh machine.
+# command on a fresh machine. `make help` prints the `##` lines below: the learner's, and in the
+# instructors' copy (the one with reference/ solutions) the instructor's too.
 #
-#   make setup                              create .venv and install the course (nothing else)
-#   make grade PHASE=1                      grade your code (phase1_basics/starter/)
-#   make grade PHASE=2 PART=quantization    grade one part of a phase (phase2_optimization/quantization/starter/)
-#   make grade PHASE=1 TASK=2               only the criteria of task 1.2
-#   make test-task PHASE=1 TASK=2           the unit tests of task 1.2
-#   make test                               the whole test suite (CI runs this)
-#   make grade PHASE=2 SUBMISSION=path      grade another copy of the repo (an instructor's view)
-#   make grade PHASE=1 IMPL=reference       prove the thresholds reachable (instructors, CI)
-#   make gradebook PHASE=1 SUBMISSIONS=dir  grade every learner copy in dir into a gradebook.csv
-#   make stability PHASE=1 TIMES=5          grade the reference 5 times: are the verdicts steady?
-#   make release DEST=path                  write the learner copy, without reference solutions
-#   make starters / make outcomes           regenerate every starter/ and every thresholds table
-#   make lint                               ruff over the repo (CI runs it too)
+## learner: make setup | create .venv and install the course (nothing else)
+## learner: make grade PHASE=1 | grade your code (phase1_basics/starter/)
+## learner: make grade PHASE=2 PART=quantization | grade one part of a phase (phase2_optimization/quantization/starter/)
+## learner: make grade PHASE=1 TASK=2 | only the criteria of task 1.2 (a report of its own under grades/)
+## learner: make test-task PHASE=1 TASK=2 | the unit tests of task 1.2 (.venv/bin/pytest -m phase1_task2 tests/phase1)
+## learner: make test-fast | the test suite without the slow tests
+## learner: make test | the whole test suite (CI runs this)
+## learner: make data / make models | generate the cached data sets / train the small accuracy models
+## learner: make fingerprint | this machine's fingerprint (the hardware profile grading uses)
+## learner: make lint | ruff over the repo (CI runs it too)
+## learner: make clean | delete grades/ and the test caches
+## learner: make help | this list
+## instructor: make grade PHASE=2 SUBMISSION=path | grade another copy of the repo (a learner's)
+## instructor: make grade PHASE=1 IMPL=reference | prove the thresholds reachable (instructors, CI)
+## instructor: make gradebook PHASE=1 SUBMISSIONS=dir | grade every learner copy in dir into a gradebook.csv
+## instructor: make stability PHASE=1 TIMES=5 | grade the reference 5 times: are the verdicts steady?
+## instructor: make stability PHASE=1 NEIGHBOUR=1 | the same with a busy CPU-bound neighbour on the same cores
+## instructor: make release DEST=path | write the learner copy, without reference solutions
+## instructor: make starters / make outcomes | regenerate every starter/ and every thresholds table
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -44,8 +51,15 @@ SUBMISSIONS ?=
 .PHONY: setup grade gradebook stability test test-fast test-task lint starters outcomes data models release \
 	fingerprint clean help
 
+# The learner copy (written by `make release`) has no reference/ folder: its help lists learner commands only.
+LEARNER_COPY := $(if $(wildcard phase*/reference phase*/*/reference),,1)
+HELP_AUDIENCES := learner $(if $(LEARNER_COPY),,instructor)
+
 help:
-	@sed -n '4,16p' Makefile | sed 's/^# //; s/^#//'
+	@sep=""; for who in $(HELP_AUDIENCES); do \
+		printf "$$sep%s commands:\n" "$$who"; sep="\n"; \
+		sed -n "s/^## $$who: //p" $(firstword $(MAKEFILE_LIST)) | awk -F' [|] ' '{ printf "  %-40s %s\n", $$1, $$2 }'; \
+	done
 
 setup: $(STAMP)
 
@@ -67,7 +81,7 @@ gradebook: $(STAMP)
 
 stability: $(STAMP)
 	$(PY) -m graders stability --phase $(PHASE) $(if $(PART),--part $(PART)) --impl $(if $(filter command line environment,$(origin IMPL)),$(IMPL),reference) --times $(TIMES) \
-		$(if $(filter 1 yes true,$(QUICK)),--quick) $(if $(PROFILE),--profile $(PROFILE))
+		$(if $(filter 1 yes true,$(QUICK)),--quick) $(if $(PROFILE),--profile $(PROFILE)) $(if $(NEIGHBOUR),--neighbour $(NEIGHBOUR))
 
 data: $(STAMP)
 	$(PY) -m labdata.generate

@@ -4,7 +4,7 @@
                             [--submission DIR] [--profile cpu|cpu-vnni|cuda] [--quick] [--out DIR]
     python -m graders release --dest DIR
     python -m graders batch --phase 1 [--part P] --submissions DIR [--out DIR] [--quick]
-    python -m graders stability --phase 1 [--part P] [--times 5] [--impl reference] [--quick]
+    python -m graders stability --phase 1 [--part P] [--times 5] [--impl reference] [--quick] [--neighbour N]
     python -m graders starters [--check]     write (or check) every starter/ from its reference/
     python -m graders outcomes [--check]     write (or check) the tables of every EXPECTED_OUTCOMES.md
     python -m graders fingerprint
@@ -17,9 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from .course import REPO_ROOT, CourseError, load_course, phase as course_phase
+from .neighbour import busy_neighbour
 from .profiles import PROFILES, fingerprint
 
 __all__ = ["main"]
@@ -55,11 +57,40 @@ def _check_selection(args) -> None:
             raise CourseError(f"task {args.phase}.{args.task} belongs to part {owner.name}, not {part.name}")
 
 
+def _missing_reference(args) -> str | None:
+    """Why ``--impl reference`` cannot run here (the copy has no reference solution), or None.
+
+    The learner copy (``make release``) has no ``reference/`` package: grading it would only fail every
+    criterion, so the CLI says so in one line and exits 2 instead.
+    """
+    if args.impl != "reference":
+        return None
+    ph = course_phase(args.phase)
+    if getattr(args, "task", None) is not None:
+        parts = [ph.part_of_task(args.task)]
+    elif getattr(args, "part", None) is not None:
+        parts = [ph.part(args.part)]
+    else:
+        parts = [p for p in ph.parts if not p.planned]
+    root = Path(args.submission).resolve() if getattr(args, "submission", None) else REPO_ROOT
+    missing = [p for p in parts if not (root / p.folder / "reference" / "__init__.py").is_file()]
+    if not missing:
+        return None
+    if getattr(args, "submission", None):
+        return f"{root} has no reference solution ({missing[0].folder}/reference/); grade its starter (the default)"
+    return "the learner copy has no reference solution; grade your starter (the default): " \
+           f"make grade PHASE={args.phase}"
+
+
 def _grade(args) -> int:
     from .reporting import format_console, write_all
+    from .reporting.history import append_history, history_entry, history_file, read_history
     from .runner import grade_phase
 
     _check_selection(args)
+    if (why := _missing_reference(args)) is not None:
+        print(f"error: {why}", file=sys.stderr)
+        return 2
     out = Path(args.out) if args.out else _default_out(args.phase, args.impl, args.submission, args.part, args.task)
     print(f"Grading {_scope(args)}, {args.impl}"
           f"{' from ' + args.submission if args.submission else ''}{' [quick]' if args.quick else ''}...",
@@ -68,8 +99,11 @@ def _grade(args) -> int:
                       submission=Path(args.submission) if args.submission else None,
                       profile=args.profile, quick=args.quick, task=args.task, out=out,
                       log=lambda s: print(s, flush=True))
+    history = history_file(out)
+    entry = history_entry(run, out)
     try:
-        paths = write_all(run, out)
+        paths = write_all(run, out, history=[*read_history(history), entry])
+        append_history(history, entry)
     except Exception as e:  # noqa: BLE001 - a report that cannot be written is a grader failure
         print(f"grader error: could not write the reports: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
@@ -85,27 +119,46 @@ def _stability(args) -> int:
     from .runner import grade_phase
 
     _check_selection(args)
+    if (why := _missing_reference(args)) is not None:
+        print(f"error: {why}", file=sys.stderr)
+        return 2
     runs = []
-    for i in range(args.times):
-        scope = f"-{args.part}" if args.part else ""
-        out = REPO_ROOT / "grades" / f"stability-phase{args.phase}{scope}-{args.impl}" / f"run{i + 1}"
-        run = grade_phase(args.phase, part=args.part, impl=args.impl, quick=args.quick, profile=args.profile,
-                          out=out, log=lambda s: None)
-        write_all(run, out)
-        runs.append(run)
-        print(f"run {i + 1}/{args.times}: {run.points:g}/{run.max_points:g} points, exit {run.exit_code}", flush=True)
+    scope = f"-{args.part}" if args.part else ""
+    root = REPO_ROOT / "grades" / f"stability-phase{args.phase}{scope}-{args.impl}{'-loaded' if args.neighbour else ''}"
+    with busy_neighbour(args.neighbour) if args.neighbour else nullcontext():
+        if args.neighbour:
+            print(f"with {args.neighbour} busy neighbour process(es) on the same cores", flush=True)
+        for i in range(args.times):
+            out = root / f"run{i + 1}"
+            run = grade_phase(args.phase, part=args.part, impl=args.impl, quick=args.quick, profile=args.profile,
+                              out=out, log=lambda s: None)
+            write_all(run, out)
+            runs.append(run)
+            print(f"run {i + 1}/{args.times}: {run.points:g}/{run.max_points:g} points, exit {run.exit_code}",
+                  flush=True)
+    return _stability_table(runs, root)
+
+
+def _stability_table(runs, root: Path) -> int:
+    """Print each criterion's verdict per run, flag flips; exit 0 only with no fail, no error, no flip."""
     ids = [c.id for c in runs[0].criteria]
     width = max([len("criterion"), *(len(c) for c in ids)]) + 2
     print(f"\n{'criterion':<{width}}" + "".join(f"{'run ' + str(i + 1):>17}" for i in range(len(runs))))
-    same = True
+    flips = fails = undecided = 0
     for cid in ids:
         cells = [next((f"{c.verdict} {c.points:g}" for c in r.criteria if c.id == cid), "missing") for r in runs]
-        verdicts = {cell.split()[0] for cell in cells}
-        same &= len(verdicts) == 1
-        print(f"{cid:<{width}}" + "".join(f"{cell:>17}" for cell in cells) + ("" if len(verdicts) == 1 else "   <- differs"))
-    print(f"\nreports: {out.parent}/run*/report.md")
-    print("same verdicts in every run" if same else "verdicts differ between runs")
-    return 0 if same else 1
+        verdicts = [cell.split()[0] for cell in cells]
+        flips += len(set(verdicts)) > 1
+        fails += sum(v in ("fail", "error", "missing") for v in verdicts)
+        undecided += verdicts.count("inconclusive")
+        print(f"{cid:<{width}}" + "".join(f"{cell:>17}" for cell in cells)
+              + ("" if len(set(verdicts)) == 1 else "   <- differs"))
+    totals = [r.points for r in runs]
+    print(f"\nreports: {root}/run*/report.md")
+    print(f"{len(runs)} grades: {fails} fail(s) or error(s), {undecided} inconclusive verdict(s), {flips} criterion(s) "
+          f"changed verdict; totals {min(totals):g}..{max(totals):g} of {runs[0].max_points:g}")
+    print("same verdicts in every run" if not flips else "verdicts differ between runs")
+    return 0 if not flips and not fails else 1
 
 
 def _batch(args) -> int:
@@ -172,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--task", type=int, default=None)
     b.add_argument("--profile", default=None, choices=PROFILES)
     st = sub.add_parser("stability", help="grade N times in a row and compare the verdicts")
+    st.add_argument("--neighbour", type=int, default=0, metavar="N",
+                    help="run N busy CPU-bound processes on the same cores meanwhile (a noisy neighbour)")
     st.add_argument("--phase", type=int, required=True, choices=phases)
     st.add_argument("--part", default=None)
     st.add_argument("--impl", default="reference", choices=("starter", "reference"))

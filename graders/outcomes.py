@@ -22,7 +22,8 @@ Block layout::
     unit = "dB"                  # one of UNITS
     better = "higher"            # "higher" | "lower"
     points = 10
-    hint = "..."
+    hint = "..."                 # shown with a fail when the criterion diagnosed nothing more specific
+    to_full = "..."              # optional: what usually closes the gap from a pass to full marks
     gpu = false                  # true: needs an NVIDIA GPU, skipped with that reason elsewhere
     required = true              # false: graded and reported, never decides the exit code
     time_limit_s = 120           # overrides [defaults]
@@ -88,6 +89,7 @@ class CriterionSpec:
     profiles: dict[str, Thresholds]
     gpu: bool = False
     required: bool = True
+    to_full: str = ""  # what usually closes the gap between a pass and full marks (shown with a partial pass)
     time_limit_s: float = DEFAULTS["time_limit_s"]
     memory_limit_mb: int = DEFAULTS["memory_limit_mb"]
 
@@ -179,7 +181,7 @@ def parse_outcomes(text: str, *, phase: int, path: Path = Path("EXPECTED_OUTCOME
 
 
 _KEYS = ("title", "task", "metric", "unit", "better", "points", "hint", "profiles")
-_OPTIONAL = ("gpu", "required", "time_limit_s", "memory_limit_mb")
+_OPTIONAL = ("gpu", "required", "to_full", "time_limit_s", "memory_limit_mb")
 
 
 def _criterion(cid: str, raw: dict, part: Part, defaults: dict, path: Path) -> CriterionSpec:
@@ -215,7 +217,7 @@ def _criterion(cid: str, raw: dict, part: Part, defaults: dict, path: Path) -> C
         id=cid, phase=part.phase, part=part.name, title=raw["title"], task=task.number, guide=task.link,
         metric=raw["metric"], unit=raw["unit"], better=raw["better"], points=float(raw["points"]),
         hint=raw["hint"].strip(), profiles=profiles, gpu=bool(raw.get("gpu", False)),
-        required=bool(raw.get("required", True)),
+        required=bool(raw.get("required", True)), to_full=str(raw.get("to_full", "")).strip(),
         time_limit_s=float(raw.get("time_limit_s", defaults["time_limit_s"])),
         memory_limit_mb=int(raw.get("memory_limit_mb", defaults["memory_limit_mb"])),
     )

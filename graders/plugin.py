@@ -33,7 +33,8 @@ from .outcomes import CriterionSpec, Thresholds, load_outcomes
 from .profiles import PROFILES, detect_profile, fingerprint
 from .records import CriterionResult
 from .submission import Learner, LearnerError, SubmissionError, load_impl
-from .verdicts import judge
+from .hints import compose_hint
+from .verdicts import NOISE_LIMIT, judge
 
 __all__ = ["criterion", "Grade"]
 
@@ -59,21 +60,40 @@ class Grade:
         self.details: dict[str, Any] = {}
         self.interval: tuple[float, float] | None = None
         self.noisy = False
+        self.noise: float | None = None
+        self.hint = ""
         self.recorded = False
         self.forced_fail = False
 
     def record(self, value: float, *, message: str = "", details: dict | None = None,
-               interval: tuple[float, float] | None = None, noisy: bool = False) -> None:
-        """The measured value in the criterion's unit; thresholds decide the verdict."""
+               interval: tuple[float, float] | None = None, noisy: bool | None = None,
+               noise: float | None = None, hint: str = "") -> None:
+        """The measured value in the criterion's unit; thresholds decide the verdict.
+
+        Args:
+            value: the grader's measurement.
+            message: what was measured, in one sentence.
+            details: raw figures for the reports (``samples`` are scanned for outliers by the hint).
+            interval: the plausible range of ``value`` (a confidence interval of the statistic compared).
+            noisy: the noise could flip the verdict; ``None`` derives it from ``noise``.
+            noise: the machine's noise measured in the same windows (IQR/median scale, see
+                ``Summary.noise``); reported in a FAIL's message and in the hint.
+            hint: what this measurement says to do (computed by the criterion; default: the spec's hint).
+        """
         self.value = float(value)
         self.message = message
         self.details.update(details or {})
-        self.interval, self.noisy, self.recorded = interval, noisy, True
+        if noisy is None:
+            noisy = noise is not None and noise > NOISE_LIMIT
+        if noise is not None:
+            self.details.setdefault("machine_noise", noise)
+        self.interval, self.noisy, self.noise, self.hint, self.recorded = interval, noisy, noise, hint, True
 
-    def fail(self, message: str, *, value: float | None = None, details: dict | None = None) -> None:
+    def fail(self, message: str, *, value: float | None = None, details: dict | None = None, hint: str = "") -> None:
         """Fail regardless of thresholds (for example: correctness gate before a speed measurement)."""
         self.value = value
         self.message = message
+        self.hint = hint
         self.details.update(details or {})
         self.recorded = self.forced_fail = True
 
@@ -165,6 +185,9 @@ def pytest_collection_modifyitems(session, config, items):
             keep.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
+    # Task order (then file order within a task): progress lines read like the guide.
+    order = list(st.outcomes.criteria)
+    keep.sort(key=lambda it: (st.outcomes.criteria[_cid(it)].task, order.index(_cid(it))))
     items[:] = keep
 
 
@@ -263,16 +286,18 @@ def _result(g: Grade, excinfo, duration: float) -> CriterionResult:
                                          message=f"grader error: {type(exc).__name__}: {exc}"[:600])
     if not g.recorded:
         return result(verdict="error", message="grader error: the criterion recorded nothing")
+    hint = partial(compose_hint, s, th, value=g.value, measured_hint=g.hint, noise=g.noise, details=g.details)
     if g.forced_fail:
-        return result(verdict="fail", value=g.value, message=g.message)
+        return result(verdict="fail", value=g.value, message=g.message, hint=hint(verdict="fail", points=0.0))
     v = judge(g.value, th.pass_, th.full, s.better, s.points, interval=g.interval, noisy=g.noisy)
     message = g.message
     sign = ">=" if s.better == "higher" else "<="
     if v.verdict == "fail":
         message = (f"{s.metric} = {_fmt(g.value)}{s.unit}; needs {sign} {th.pass_:g}{s.unit}. "
                    + message).strip()
+        if g.noise is not None:
+            message += f" (machine noise in the same windows: {g.noise:.1%}, limit {NOISE_LIMIT:.0%})"
     elif v.note:
         message = f"{v.note}. {message}".strip()
-    partial_credit = v.verdict != "pass" or v.points < s.points
     return result(verdict=v.verdict, points=v.points, value=g.value, message=message,
-                  hint=f"{s.hint} (guide: {s.guide})" if partial_credit else "")
+                  hint=hint(verdict=v.verdict, points=v.points))

@@ -240,7 +240,8 @@ def _watch(proc, records: Path, wanted, results, run: GradeRun, log):
                     res = CriterionResult.from_dict(ev.result)
                     if res.id in wanted and res.id not in results:
                         results[res.id] = res
-                        log(f"  {res.id:<34} {res.verdict.upper():<12} {res.points:g}/{res.max_points:g}")
+                        log(f"  {res.id:<34} {res.verdict.upper():<12} {res.points:g}/{res.max_points:g}"
+                            f"  Task {res.phase}.{res.task}: {res.title}")
                     current = deadline = None
                 elif isinstance(ev, events.GraderError) and ev.message not in run.grader_errors:
                     run.grader_errors.append(ev.message)

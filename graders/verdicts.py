@@ -4,11 +4,14 @@ Bands: a seed range such as "INT8 2-4x" becomes ``pass = 2.0``, ``full = 4.0``.
 Reaching ``pass`` earns :data:`PASS_FRACTION` of the points, reaching ``full`` earns them all, and
 points grow linearly in between. Missing ``pass`` earns nothing.
 
-Noise: a timed measurement comes with an interval (the quartiles of its samples or
-paired ratios). When the measurement stayed noisy (IQR/median above 0.10 after bounded
-re-measurement) and its interval straddles the pass threshold, the verdict is ``inconclusive``,
-never a silent fail. A noisy measurement whose whole interval clears (or misses) the threshold is
-still decided, since the noise could not have changed the verdict.
+Noise: a timed measurement comes with an interval, the confidence interval of the statistic it
+compares (for example the median of paired ratios, :func:`graders.harness.median_interval`), and a
+noise figure for the machine in the same windows (:attr:`graders.harness.Summary.noise`, which a
+few lucky samples cannot fool). Criteria extend a measurement (bounded) while its interval
+straddles the threshold. When the machine stayed noisy (noise above 0.10) and the interval still
+straddles the pass threshold, the verdict is ``inconclusive``, never a silent fail. A noisy
+measurement whose whole interval clears (or misses) the threshold is still decided, since the noise
+could not have changed the verdict; a fail then reports the noise it saw.
 """
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ Every number that decides a grade is measured here, never taken from the learner
 
 * :mod:`.stats`    percentiles with the sample counts that justify them, IQR, CV.
 * :mod:`.timing`   warm-up, device synchronisation, blocked repeats, raw samples kept.
+* :mod:`.witness`  the grader's clock on the very calls a learner times.
 * :mod:`.paired`   interleaved A/B timing and the median of paired ratios, re-measured when noisy.
 * :mod:`.threads`  pinned thread counts for PyTorch and ONNX Runtime.
 
@@ -12,12 +13,14 @@ submission that patches ``time.perf_counter`` cannot change the grader's clock.
 """
 from .load import LoadRun, UnbatchedServer, closed_loop, max_overlap, poisson
 from .paired import PairedResult, alternating, paired_ratio
-from .stats import MIN_SAMPLES, Summary, percentile_label, ratio_disagreement, summarize
+from .stats import MIN_SAMPLES, Summary, median_interval, percentile_label, ratio_disagreement, straddles, summarize
 from .threads import ort_session_options, pin_threads, threads
 from .timing import GraderTimer, Timing, cuda_sync, time_callable
+from .witness import Witness, WitnessedRun
 
 __all__ = [
-    "MIN_SAMPLES", "Summary", "summarize", "percentile_label", "ratio_disagreement",
+    "MIN_SAMPLES", "Summary", "summarize", "percentile_label", "median_interval", "ratio_disagreement", "straddles",
+    "Witness", "WitnessedRun",
     "Timing", "time_callable", "cuda_sync", "GraderTimer",
     "PairedResult", "alternating", "paired_ratio",
     "pin_threads", "ort_session_options", "threads",

@@ -4,9 +4,14 @@ A and B run alternately (A B, then B A, ...) on the same fresh inputs; each pair
 ``time(A) / time(B)`` (above 1: B is faster). Drift in machine speed hits both sides of a pair
 alike, so the median of paired ratios is far steadier than a ratio of two separate medians.
 
-When the ratios' IQR/median exceeds the noise limit, the whole measurement is repeated (bounded);
-the quietest attempt is kept and, if even that one is noisy, the result says so (the verdict
-becomes ``inconclusive`` when the noise could flip it).
+The verdict reads the median of the ratios, so its uncertainty is the confidence interval of that
+median (:func:`~.stats.median_interval`), not the ratios' spread. While that interval straddles the
+criterion's threshold (or, without one, while the ratios are noisy), another attempt of the same
+size is taken (bounded) and pooled with the earlier ones: more pairs narrow the interval, and a
+median of all of them cannot be moved by one noisy attempt. Noise is judged by
+:attr:`~.stats.Summary.noise` (the largest of the IQR, plain and robust spreads), so a few lucky
+pairs cannot hide a noisy machine; a result still noisy whose interval straddles the threshold
+becomes ``inconclusive``.
 
 With a pytest-benchmark ``benchmark`` fixture, the first attempt runs through
 ``benchmark.pedantic`` (one round = one pair), so its JSON holds the raw timing; the ratios and
@@ -18,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..verdicts import NOISE_LIMIT
-from .stats import Summary, summarize
+from .stats import Summary, median_interval, straddles, summarize
 from .timing import now_ns
 
 __all__ = ["PairedResult", "alternating", "paired_ratio"]
@@ -40,16 +45,23 @@ class PairedResult:
 
     @property
     def interval(self) -> tuple[float, float]:
-        return (self.ratios.q1, self.ratios.q3)
+        """Confidence interval of the median ratio (see :func:`~.stats.median_interval`)."""
+        return median_interval(self.ratios.samples)
+
+    @property
+    def noise(self) -> float:
+        """The ratios' noise (:attr:`~.stats.Summary.noise`, IQR/median scale)."""
+        return self.ratios.noise
 
     @property
     def noisy(self) -> bool:
-        return self.ratios.spread > NOISE_LIMIT
+        return self.noise > NOISE_LIMIT
 
     def details(self, a_name: str = "A", b_name: str = "B") -> dict[str, Any]:
         return {
             "median_ratio": self.median, "ratio_q1": self.ratios.q1, "ratio_q3": self.ratios.q3,
-            "ratio_spread": self.ratios.spread, "pairs": self.ratios.n, "attempts": self.attempts,
+            "median_interval": list(self.interval), "ratio_spread": self.ratios.spread, "ratio_noise": self.noise,
+            "pairs": self.ratios.n, "attempts": self.attempts,
             "attempt_spreads": self.spreads,
             f"{a_name}_median_ms": self.a_ms.median, f"{b_name}_median_ms": self.b_ms.median,
             "samples": {f"paired ratio {a_name}/{b_name}": self.ratios.samples},
@@ -95,37 +107,44 @@ def _one_attempt(a, b, make_inputs, pairs, warmup, sync, benchmark):
         for _ in range(pairs + warmup):
             args, _ = setup()
             pair(*args)
-    ratios = [x / y for x, y in zip(a_ms, b_ms) if y > 0]
-    return summarize(ratios), summarize(a_ms), summarize(b_ms)
+    return a_ms, b_ms
 
 
 def paired_ratio(a: Callable[..., Any], b: Callable[..., Any], *, make_inputs: Callable[[], tuple],
                  pairs: int = 30, warmup: int = 3, max_attempts: int = 3,
-                 sync: Callable[[], None] | None = None, benchmark=None) -> PairedResult:
+                 sync: Callable[[], None] | None = None, benchmark=None,
+                 threshold: float | None = None) -> PairedResult:
     """Median of paired ratios ``time(a) / time(b)``: above 1 means ``b`` is faster.
 
     Args:
         a, b: callables taking the tuple from ``make_inputs``; typically a = baseline, b = learner's.
         make_inputs: fresh inputs for each pair (so a cached answer cannot pass), made untimed.
         pairs: timed pairs per attempt; warmup: untimed pairs first.
-        max_attempts: attempts in all while the ratios stay noisy (IQR/median > NOISE_LIMIT).
+        max_attempts: attempts in all (each adds ``pairs`` pairs to the pool).
         sync: device synchronisation inside each timed region.
         benchmark: a pytest-benchmark fixture; the first attempt is timed through it.
+        threshold: the criterion's pass threshold on the ratio. Given, another attempt is taken while
+            the median's confidence interval straddles it; not given, while the ratios are noisy.
     """
-    best = None
+    a_ms: list[float] = []
+    b_ms: list[float] = []
     spreads = []
     for attempt in range(max_attempts):
-        r, ta, tb = _one_attempt(a, b, make_inputs, pairs, warmup, sync, benchmark if attempt == 0 else None)
-        spreads.append(r.spread)
-        if best is None or r.spread < best[0].spread:
-            best = (r, ta, tb)
-        if r.spread <= NOISE_LIMIT:
-            break
-    r, ta, tb = best
-    result = PairedResult(ratios=r, a_ms=ta, b_ms=tb, attempts=len(spreads), spreads=spreads)
+        ta, tb = _one_attempt(a, b, make_inputs, pairs, warmup, sync, benchmark if attempt == 0 else None)
+        spreads.append(summarize([x / y for x, y in zip(ta, tb) if y > 0]).noise)
+        a_ms += ta
+        b_ms += tb
+        result = PairedResult(ratios=summarize([x / y for x, y in zip(a_ms, b_ms) if y > 0]),
+                              a_ms=summarize(a_ms), b_ms=summarize(b_ms), attempts=attempt + 1, spreads=spreads)
+        if threshold is None:
+            if not result.noisy:
+                break
+        else:
+            if not straddles(result.interval, threshold):  # the whole interval on one side: decided
+                break
     if benchmark is not None:
         benchmark.extra_info.update({k: v for k, v in result.details().items() if k != "samples"})
-        benchmark.extra_info["ratios"] = r.samples
+        benchmark.extra_info["ratios"] = result.ratios.samples
     return result
 
 

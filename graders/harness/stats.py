@@ -10,9 +10,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["MIN_SAMPLES", "Summary", "summarize", "percentile_label", "ratio_disagreement"]
+__all__ = ["MIN_SAMPLES", "CONFIDENCE", "Summary", "summarize", "percentile_label", "median_interval",
+           "ratio_disagreement", "straddles"]
 
 MIN_SAMPLES = {90: 64, 95: 130, 99: 662}
+#: Coverage of the intervals that decide verdicts (:func:`median_interval`).
+CONFIDENCE = 0.90
+#: Below this many samples, :attr:`Summary.noise` also trusts the plain CV (quartiles of few samples can be lucky).
+FEW_SAMPLES = 12
+#: Normal-distribution constant: IQR = 1.349 sigma, so ``1.349 * cv`` is on the scale of ``spread``.
+_IQR_PER_SIGMA = 1.349
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,22 @@ class Summary:
     def spread(self) -> float:
         """IQR / median: the grader's noise measure (0.10 and above is noisy)."""
         return self.iqr / self.median if self.median else float("inf")
+
+    @property
+    def noise(self) -> float:
+        """The machine-noise estimate the grader trusts, on the scale of :attr:`spread` (IQR / median).
+
+        With few samples (under :data:`FEW_SAMPLES`) the IQR is fooled by lucky draws: five runs of a
+        machine that alternates between two speeds can land four in one mode, giving a small IQR and
+        robust CV while the plain CV is large. So for few samples this is the largest of the IQR
+        spread, the plain CV and the robust CV (each scaled to an IQR equivalent); the machine is
+        called quiet only when all three agree. With more samples the quartiles are trustworthy and one
+        wild sample should not make a whole measurement "noisy": the larger of IQR and robust CV.
+        """
+        if not self.median or not self.mean:
+            return float("inf")
+        robust = max(self.spread, _IQR_PER_SIGMA * self.robust_cv)
+        return max(robust, _IQR_PER_SIGMA * self.cv) if self.n < FEW_SAMPLES else robust
 
     @property
     def cv(self) -> float:
@@ -73,14 +96,46 @@ def percentile_label(q: int, n: int) -> str:
     return f"p{q}" if n >= need else f"p{q} (estimate, {n} < {need} samples)"
 
 
+def median_interval(samples, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """A distribution-free confidence interval for the median: ``(low, high)`` order statistics.
+
+    The number of samples below the true median is Binomial(n, 1/2), so the k-th smallest and k-th
+    largest samples bracket the median with probability ``1 - 2 P(K < k)``; ``k`` is the largest
+    that keeps at least ``confidence``. No normality assumed: a bimodal machine (two speeds) or a
+    burst of outliers is fine. With few samples the interval is wide (n = 5 at 90 %: min to max),
+    which is why deciding criteria extend a measurement while it straddles the threshold.
+    """
+    a = np.sort(np.asarray(list(samples), dtype=np.float64))
+    n = a.size
+    if n == 0:
+        raise ValueError("no samples")
+    # (a[j], a[n-1-j]) holds the median unless K <= j or K >= n-j, K ~ Binomial(n, 1/2) the count
+    # below it: coverage 1 - 2 P(K <= j). Take the largest j that keeps the coverage (min..max at worst).
+    cdf, pmf, k = 0.0, 0.5 ** n, 0
+    for j in range((n - 1) // 2):
+        cdf += pmf  # P(K <= j)
+        if 1 - 2 * cdf < confidence:
+            break
+        k = j
+        pmf = pmf * (n - j) / (j + 1)
+    return float(a[k]), float(a[n - 1 - k])
+
+
 def ratio_disagreement(ratios: Summary) -> tuple[float, tuple[float, float]]:
     """How far paired ratios yours/grader's sit from 1, in percent: ``(value, (lo, hi))``.
 
-    ``value`` is ``|median - 1| * 100``; the interval is the same distance over the ratios'
-    interquartile range (the convention of ``paired_ratio``), 0 at its low end when the range holds 1.
-    One wild round of five moves neither the median nor the quartiles.
+    ``value`` is ``|median - 1| * 100``; the interval maps :func:`median_interval` of the ratios
+    (the uncertainty of the median, which is what is compared) to the same distance, 0 at its low
+    end when the interval holds 1.
     """
     value = abs(ratios.median - 1) * 100
-    ends = [abs(x - 1) * 100 for x in (ratios.q1, ratios.q3)]
-    lo = 0.0 if ratios.q1 <= 1 <= ratios.q3 else min(ends)
+    q_lo, q_hi = median_interval(ratios.samples)
+    ends = [abs(x - 1) * 100 for x in (q_lo, q_hi)]
+    lo = 0.0 if q_lo <= 1 <= q_hi else min(ends)
     return value, (min(lo, value), max(max(ends), value))
+
+
+def straddles(interval: tuple[float, float], threshold: float) -> bool:
+    """True when ``threshold`` lies strictly inside ``interval``: the measurement cannot yet decide."""
+    lo, hi = sorted(interval)
+    return lo < threshold < hi

@@ -5,6 +5,7 @@
 * :func:`write_gradescope_json`: Gradescope's autograder results format.
 * :func:`write_markdown_report`: report.md with PNG plots in ``plots/``.
 * :func:`write_all`: all three files into one folder.
+* :mod:`graders.reporting.history`: ``history.jsonl`` (one line per grade) and report.md's History.
 """
 from __future__ import annotations
 
@@ -35,13 +36,15 @@ OUTPUT_NAMES = {
 
 
 def write_all(run: GradeRun, out_dir: str | Path, *,
-              repo_root: str | Path | None = None) -> dict[str, Path]:
+              repo_root: str | Path | None = None, history: list[dict] | None = None) -> dict[str, Path]:
     """Write results.json, gradescope_results.json and report.md (+ ``plots/``) into ``out_dir``.
 
     Args:
         run: the finished grade.
         out_dir: destination folder (created with its parents).
         repo_root: where guide paths resolve for report.md links (default: this checkout).
+        history: the grades root's history lines (this grade's included) for report.md's History
+            section (``graders.reporting.history``); None leaves the section out.
     Returns:
         ``{"results": ..., "gradescope": ..., "report": ...}``: the paths written.
     """
@@ -50,5 +53,5 @@ def write_all(run: GradeRun, out_dir: str | Path, *,
     return {
         "results": write_results_json(run, out_dir / OUTPUT_NAMES["results"]),
         "gradescope": write_gradescope_json(run, out_dir / OUTPUT_NAMES["gradescope"]),
-        "report": write_markdown_report(run, out_dir, repo_root=repo_root),
+        "report": write_markdown_report(run, out_dir, repo_root=repo_root, history=history),
     }

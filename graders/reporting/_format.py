@@ -170,11 +170,20 @@ def verdict_label(verdict: str) -> str:
 
 
 def truncate(text: Any, width: int) -> str:
-    """``text`` on one line, cut to ``width`` characters with a trailing "…"."""
+    """``text`` on one line, cut to ``width`` characters with a trailing "…", at a word boundary.
+
+    A cut never splits a word unless the first word alone is longer than ``width``.
+    """
     s = " ".join(str(text if text is not None else "").split())
     if width <= 0:
         return ""
-    return s if len(s) <= width else s[: max(0, width - 1)] + "…"
+    if len(s) <= width:
+        return s
+    head = s[: max(0, width - 1)]
+    space = head.rfind(" ")
+    if space > 0 and s[len(head)] != " ":
+        head = head[:space]
+    return head.rstrip(" ,;:") + "…"
 
 
 # ## Totals ################################################################################

@@ -65,16 +65,20 @@ def _format_table(run: GradeRun, width: int) -> list[str]:
     rows = table_rows(run)
     widths = _column_widths(rows, width)
 
-    def line(cells: tuple[str, ...]) -> str:
+    def line(cells: tuple[str, ...]) -> list[str]:
+        """One row; the criterion title wraps onto continuation lines instead of being cut."""
+        title = textwrap.wrap(cells[1], widths[1]) or [""]
         out = []
         for i, (cell, w) in enumerate(zip(cells, widths)):
-            cell = truncate(cell, w)
+            cell = title[0] if i == 1 else truncate(cell, w)
             # numbers read best right-aligned; text left-aligned
             out.append(cell.rjust(w) if i in (2, 5) else cell.ljust(w))
-        return _GAP.join(out).rstrip()
+        pad = " " * (widths[0] + len(_GAP))
+        return [_GAP.join(out).rstrip()] + [pad + more for more in title[1:]]
 
-    lines = [line(TABLE_HEADERS), _GAP.join("-" * w for w in widths)]
-    lines += [line(r) for r in rows]
+    lines = line(TABLE_HEADERS) + [_GAP.join("-" * w for w in widths)]
+    for r in rows:
+        lines += line(r)
     if not rows:
         lines.append("(no criteria were graded)")
     return lines

@@ -1,9 +1,10 @@
 """``report.md``: the human report, with PNG plots in ``plots/`` beside it.
 
 Sections: summary (points, verdict counts, exit code), machine fingerprint, the criteria table
-(same columns as the console) with the points chart, what to do next, one section per criterion
-(verdict, value against target, message, hint, guide link, plot, key figures from ``details``),
-and, when any plot could not be drawn, the reason. Plots never make the report fail.
+(same columns as the console) with the points chart, what to do next, the history of this copy's
+grades when one is given (``graders.reporting.history``), one section per criterion (verdict, value
+against target, message, hint, guide link, plot, key figures from ``details``), and, when any plot
+could not be drawn, the reason. Plots never make the report fail.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from graders.reporting._format import (
     verdict_label,
 )
 from graders.reporting.console import TABLE_HEADERS, table_rows
+from graders.reporting.history import history_section
 from graders.reporting.plots import write_plots
 
 __all__ = ["write_markdown_report", "guide_link"]
@@ -174,13 +176,15 @@ def _criterion_section(c: CriterionResult, out_dir: Path, plot: Path | None,
 # ## Entry point #############################################################################
 
 def write_markdown_report(run: GradeRun, out_dir: str | Path, *,
-                          repo_root: str | Path | None = None) -> Path:
+                          repo_root: str | Path | None = None, history: list[dict] | None = None) -> Path:
     """Write ``out_dir/report.md`` and its plots in ``out_dir/plots/``.
 
     Args:
         run: the finished grade.
         out_dir: folder for the report (created).
         repo_root: where guide paths are resolved for relative links (default: this checkout).
+        history: every line of the grades root's history file, this grade's included; the report
+            lists those of this submission, newest first (None: no history section).
     Returns:
         The path of report.md.
     """
@@ -215,6 +219,10 @@ def write_markdown_report(run: GradeRun, out_dir: str | Path, *,
                          f"{truncate(c.hint or c.message or c.guide or DASH, 300)}")
         for c in skipped:
             lines.append(f"- `{c.id}` SKIPPED: {truncate(c.message or 'no reason given', 300)}")
+
+    progress = history_section(run, out_dir, history or [])
+    if progress:
+        lines += ["", "## History", "", *progress]
 
     if run.criteria:
         lines += ["", "## Criteria in detail", ""]

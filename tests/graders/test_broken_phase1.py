@@ -117,6 +117,42 @@ def test_a_steady_timer_of_the_wrong_thing_earns_no_run_to_run_credit(tmp_path):
     assert "not one call of fn" in r2r["message"], r2r["message"]
 
 
+DRIFTING_TIMER = {"latency.py": textwrap.dedent('''
+    import time
+
+    import numpy as np
+
+    _RUNS = [0]
+
+    def summarize_latencies(samples_ms):
+        a = np.asarray(samples_ms, dtype=float)
+        p50, p90, p95, p99 = np.percentile(a, [50, 90, 95, 99])
+        return LatencyStats(a.mean(), a.std(), p50, p90, p95, p99, a.min(), a.max(), a.std() / a.mean(),
+                            len(a), list(samples_ms))
+
+    def measure_latency(fn, *, warmup=10, iterations=100, sync=None):
+        _RUNS[0] += 1
+        for _ in range(warmup):
+            fn()
+        samples = []
+        for _ in range(iterations):
+            t0 = time.perf_counter()
+            fn()
+            time.sleep(0.00012 * (_RUNS[0] % 4))  # extra work in the timed region that changes run by run
+            samples.append((time.perf_counter() - t0) * 1e3)
+        return summarize_latencies(samples)
+    ''')}
+
+
+def test_a_timer_whose_figure_drifts_run_to_run_fails_on_its_own_spread(tmp_path):
+    sub = make_submission(tmp_path, DRIFTING_TIMER)
+    g = run_grade(tmp_path / "drift", "--phase", "1", "--quick", "--task", "2", "--submission", str(sub))
+    r2r = g.criterion("p1.run_to_run")
+    assert r2r["verdict"] == "fail" and r2r["points"] == 0, r2r
+    assert r2r["value"] > 5 and "machine's own" in r2r["message"]
+    assert "timed region" in r2r["hint"] and "guide" in r2r["hint"]
+
+
 def test_submission_that_cannot_be_imported(tmp_path):
     sub = make_submission(tmp_path, {"loading.py": "def broken(:\n    pass\n"})
     g = run_grade(tmp_path / "syntax", "--phase", "1", "--quick", "--task", "2", "--submission", str(sub))

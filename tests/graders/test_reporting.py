@@ -268,3 +268,14 @@ def test_guide_link_is_relative_when_guide_exists(tmp_path):
     out = root / "grades" / "phase1"
     text = write_markdown_report(make_run(), out, repo_root=root).read_text(encoding="utf-8")
     assert f"[{GUIDE}](../../{GUIDE})" in text
+
+
+def test_console_wraps_long_titles_instead_of_cutting_them():
+    long = "Every model format gives the eager outputs within tolerance on fresh inputs"
+    run = make_run(criteria=[_crit("p1.formats_agree", "pass", 10, 10, title=long, value=1.0, threshold_pass=1.0)])
+    text = format_console(run, width=90)
+    table = text[text.index("criterion"):]
+    words = [w for line in table.splitlines() for w in line.split()]
+    for w in long.split():
+        assert w in words, (w, table)  # every word whole, somewhere in the (wrapped) row
+    assert "…" not in table.split("\n\n")[0]

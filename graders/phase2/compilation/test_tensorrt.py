@@ -135,10 +135,11 @@ def test_trt_fp16_speedup(grade, learner, tmp_path, benchmark):
         with torch.inference_mode():
             model(x)
 
-    r = paired_ratio(eager, runner, make_inputs=lambda: (torch.randn(1, 3, 224, 224, device="cuda"),),
+    r = paired_ratio(eager, runner, threshold=grade.thresholds.pass_,
+                     make_inputs=lambda: (torch.randn(1, 3, 224, 224, device="cuda"),),
                      pairs=50 if grade.quick else 100, warmup=5, sync=torch.cuda.synchronize, benchmark=benchmark)
     d = r.details("eager", "engine")
-    grade.record(r.median, interval=r.interval, noisy=r.noisy,
+    grade.record(r.median, interval=r.interval, noise=r.noise,
                  message=f"PyTorch eager FP32 {d['eager_median_ms']:.2f} ms vs your FP16 engine "
                          f"{d['engine_median_ms']:.2f} ms (ResNet-18 224x224 batch 1); digits top-1 {top1:.2f} % "
                          f"(eager {top1_eager:.2f} %)",

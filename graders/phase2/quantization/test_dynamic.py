@@ -104,7 +104,8 @@ def test_dynamic_speedup(grade, learner, benchmark):
             q(inp)
 
     with threads(1):  # one thread on both sides: steadier on a shared machine
-        r = learner_timing(lambda: paired_ratio(fp32, int8, make_inputs=lambda: (torch.randn(1, d),),
+        r = learner_timing(lambda: paired_ratio(fp32, int8, threshold=grade.thresholds.pass_,
+                                                make_inputs=lambda: (torch.randn(1, d),),
                                                 pairs=15 if grade.quick else 30, warmup=3, benchmark=benchmark))
-    grade.record(r.median, interval=r.interval, noisy=r.noisy, details={**r.details("fp32", "int8"), "sqnr_db": s},
+    grade.record(r.median, interval=r.interval, noise=r.noise, details={**r.details("fp32", "int8"), "sqnr_db": s},
                  message=f"one thread: FP32 {r.a_ms.median:.2f} ms, dynamic INT8 {r.b_ms.median:.2f} ms (SQNR {s:.1f} dB)")

@@ -122,7 +122,8 @@ def test_fp16_speedup(grade, learner, benchmark):
                    details={"sqnr_db": s})
         return
     make = lambda: (torch.randn(batch, 3, 224, 224, device="cuda"),)  # noqa: E731
-    r = learner_timing(lambda: paired_ratio(strict_fp32, fp16, make_inputs=make, pairs=10 if grade.quick else 20,
+    r = learner_timing(lambda: paired_ratio(strict_fp32, fp16, threshold=grade.thresholds.pass_,
+                                            make_inputs=make, pairs=10 if grade.quick else 20,
                                             warmup=3, sync=cuda_sync, benchmark=benchmark))
 
     def tf32_fp32(inp):  # PyTorch's default for convolutions on Ampere and newer, for information
@@ -130,7 +131,7 @@ def test_fp16_speedup(grade, learner, benchmark):
             return fp32(inp)
 
     r_tf32 = learner_timing(lambda: paired_ratio(tf32_fp32, fp16, make_inputs=make, pairs=8, warmup=2, sync=cuda_sync))
-    grade.record(r.median, interval=r.interval, noisy=r.noisy,
+    grade.record(r.median, interval=r.interval, noise=r.noise,
                  details={**r.details("fp32", "fp16"), "sqnr_db": s, "batch": batch,
                           "speedup_over_tf32_informational": r_tf32.median, "gpu": torch.cuda.get_device_name()},
                  message=f"ResNet-50 224x224 batch {batch}: FP32 {r.a_ms.median:.1f} ms, your FP16 "

@@ -107,9 +107,9 @@ def test_onnx_speedup_eager(grade, learner, benchmark):
         ort_run(sess, x)
 
     with threads(1):
-        r = paired_ratio(eager, int8, make_inputs=lambda: (torch.randn(1, 3, 224, 224),),
+        r = paired_ratio(eager, int8, threshold=grade.thresholds.pass_, make_inputs=lambda: (torch.randn(1, 3, 224, 224),),
                          pairs=12 if grade.quick else 25, warmup=3, benchmark=benchmark)
-    grade.record(r.median, interval=r.interval, noisy=r.noisy,
+    grade.record(r.median, interval=r.interval, noise=r.noise,
                  details={**r.details("eager_fp32", "ort_int8"), "sqnr_db": s, "model": art["name"],
                           **_report_details(art["report"])},
                  message=f"{art['name']} 224x224 batch 1, one thread: eager FP32 {r.a_ms.median:.1f} ms, your INT8 "
@@ -124,9 +124,10 @@ def test_onnx_speedup_ort(grade, learner, benchmark):
         return
     fp32, int8 = ort_session(art["fp32"], threads=1), ort_session(art["int8"], threads=1)
     r = paired_ratio(lambda x: ort_run(fp32, x), lambda x: ort_run(int8, x),
+                     threshold=grade.thresholds.pass_,
                      make_inputs=lambda: (torch.randn(1, 3, 224, 224),), pairs=12 if grade.quick else 25, warmup=3,
                      benchmark=benchmark)
-    grade.record(r.median, interval=r.interval, noisy=r.noisy,
+    grade.record(r.median, interval=r.interval, noise=r.noise,
                  details={**r.details("ort_fp32", "ort_int8"), "sqnr_db": s, "model": art["name"]},
                  message=f"{art['name']} 224x224 batch 1, one thread: ONNX Runtime FP32 {r.a_ms.median:.1f} ms, your INT8 "
                          f"{r.b_ms.median:.1f} ms")

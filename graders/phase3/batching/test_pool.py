@@ -144,7 +144,8 @@ def test_pool_throughput(grade, learner, benchmark):
             def concurrent(inputs):
                 results.append((inputs, served.together(inputs)))
 
-            res = paired_ratio(sequential, concurrent, make_inputs=lambda: (served.inputs(counts),),
+            res = paired_ratio(sequential, concurrent, threshold=grade.thresholds.pass_,
+                               make_inputs=lambda: (served.inputs(counts),),
                                pairs=2 if grade.quick else 3, warmup=0, max_attempts=2, benchmark=benchmark)
         finally:
             stop(served.pool)
@@ -159,6 +160,6 @@ def test_pool_throughput(grade, learner, benchmark):
                    value=res.median, details=details)
         return
     total = sum(counts.values())
-    grade.record(res.median, interval=res.interval, noisy=res.noisy, details=details,
+    grade.record(res.median, interval=res.interval, noise=res.noise, details=details,
                  message=f"{total} requests over {len(POOL)} models: all at once {res.b_ms.median:.0f} ms, "
                          f"one after another {res.a_ms.median:.0f} ms")
