@@ -149,7 +149,8 @@ def test_a_timer_whose_figure_drifts_run_to_run_fails_on_its_own_spread(tmp_path
     g = run_grade(tmp_path / "drift", "--phase", "1", "--quick", "--task", "2", "--submission", str(sub))
     r2r = g.criterion("p1.run_to_run")
     assert r2r["verdict"] == "fail" and r2r["points"] == 0, r2r
-    assert r2r["value"] > 5 and "machine's own" in r2r["message"]
+    # Either its spread fails it, or (when sleep overshoots) the gate: its p50 is not one call of fn.
+    assert r2r["value"] > 5 and ("machine's own" in r2r["message"] or "not one call of fn" in r2r["message"])
     assert "timed region" in r2r["hint"] and "guide" in r2r["hint"]
 
 
