@@ -32,7 +32,8 @@ class LatencyStats:
     """Summary of repeated latency measurements, all times in milliseconds.
 
     ``std_ms`` is the population standard deviation (ddof=0); ``cv = std_ms / mean_ms`` (coefficient
-    of variation, unitless); the percentiles use numpy's default ("linear") interpolation.
+    of variation, unitless; nan when the mean is 0); the percentiles use numpy's default ("linear")
+    interpolation.
     ``samples_ms`` keeps every raw sample, in the order measured.
     """
 
@@ -49,7 +50,11 @@ class LatencyStats:
     samples_ms: list[float] = field(repr=False)
 
     def percentile_is_estimate(self, q: int) -> bool:
-        """True when ``n_samples`` is below LoadGen's minimum for percentile ``q`` (90, 95 or 99)."""
+        """True when ``n_samples`` is below LoadGen's minimum for percentile ``q`` (90, 95 or 99).
+
+        Raises:
+            ValueError: ``q`` is not 90, 95 or 99.
+        """
         if q not in MIN_SAMPLES:
             raise ValueError(f"no sample minimum for p{q}; known: {sorted(MIN_SAMPLES)}")
         return self.n_samples < MIN_SAMPLES[q]

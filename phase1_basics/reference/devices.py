@@ -40,6 +40,9 @@ def compare_devices(build_model: Callable[[], torch.nn.Module], make_input: Call
         Without a GPU the "cuda" row has ``available=False``, ``p50_ms=None``, ``samples_per_s=None``
         and a ``reason`` such as "no CUDA device (torch.cuda.is_available() is False)".
 
+    Raises:
+        ValueError: ``batch_size < 1``, ``warmup < 0`` or ``iterations < 1``, before any model is built.
+
     Tolerance the grader applies: p1.device_rows, rows ("cpu", "cuda") in that order, a skipped row
     with ``p50_ms=None`` and a reason, and your CPU p50 within 25 % of the grader's own (full marks
     10 %); p1.cuda_latency (GPU machines only), your CUDA p50 within 25 % (10 %) of the grader's
@@ -48,6 +51,9 @@ def compare_devices(build_model: Callable[[], torch.nn.Module], make_input: Call
     Guide: IMPLEMENTATION_GUIDE.md#task-16-cpu-versus-gpu
     """
     # BEGIN SOLUTION
+    if batch_size < 1 or warmup < 0 or iterations < 1:
+        raise ValueError(f"need batch_size >= 1, warmup >= 0 and iterations >= 1; "
+                         f"got {batch_size}, {warmup}, {iterations}")
     rows = []
     for device in DEVICES:
         # Step 1: a device we cannot use still gets its row, with the reason.
@@ -71,6 +77,7 @@ def compare_devices(build_model: Callable[[], torch.nn.Module], make_input: Call
     return rows
     # END SOLUTION
     """ # BEGIN PROMPT
+    # Step 0: batch_size < 1, warmup < 0 or iterations < 1 -> ValueError, before building anything.
     # Step 1: for device in DEVICES. For "cuda" when torch.cuda.is_available() is False, append
     #   DeviceResult("cuda", available=False, p50_ms=None, samples_per_s=None, reason="...") and go on.
     # Step 2: model = build_model().eval().to(device); x = make_input(batch_size).to(device), untimed.

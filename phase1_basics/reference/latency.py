@@ -82,7 +82,8 @@ def summarize_latencies(samples_ms: Sequence[float]) -> LatencyStats:
     """ # BEGIN PROMPT
     # Step 1: arr = np.asarray(samples_ms, dtype=np.float64); an empty array -> ValueError.
     # Step 2: mean, std (np.std's default ddof=0 is the population std), np.percentile(arr, [50, 90, 95, 99]),
-    #   min, max, cv = std / mean. Convert every numpy scalar with float(...) before storing it.
+    #   min, max, cv = std / mean (float("nan") when the mean is 0). Convert every numpy scalar with
+    #   float(...) before storing it.
     # Step 3: return LatencyStats(..., n_samples=len(arr), samples_ms=[float(v) for v in arr]).
     raise NotImplementedError("Task 1.2: see IMPLEMENTATION_GUIDE.md#task-12-latency-measurement")
     """  # END PROMPT
@@ -133,7 +134,7 @@ def measure_latency(fn: Callable[[], object], *, warmup: int = 10, iterations: i
     return summarize_latencies([ns / 1e6 for ns in samples_ns])
     # END SOLUTION
     """ # BEGIN PROMPT
-    # Step 1: validate warmup/iterations; sync=None means "nothing to wait for".
+    # Step 1: warmup < 0 or iterations < 1 -> ValueError; sync=None means "nothing to wait for".
     # Step 2: call fn() `warmup` times, untimed, then sync() once.
     # Step 3: for each iteration: start = time.perf_counter_ns(); fn(); sync(); record the elapsed ns.
     #   The sync() goes INSIDE the timed region: on a GPU, fn() returns when the work is queued.

@@ -35,11 +35,13 @@ def measure_throughput(predictor: Callable[[torch.Tensor], object], make_batch: 
         sync: blocks until the device has finished (``device_sync(device)``); None means no-op.
 
     Returns:
-        One ``ThroughputPoint`` per batch size, in the order given: ``latency_ms`` the median time of
-        one batch call (ms), ``samples_per_s = batch_size / (latency_ms / 1000)`` (samples/s).
+        One ``ThroughputPoint`` per batch size, in the order given (an empty list for no batch
+        sizes): ``latency_ms`` the median time of one batch call (ms),
+        ``samples_per_s = batch_size / (latency_ms / 1000)`` (samples/s).
 
     Raises:
-        ValueError: a batch size below 1.
+        ValueError: any batch size below 1, ``warmup < 0`` or ``iterations < 1``, checked up front,
+            before any batch is built or timed.
 
     Tolerance the grader applies (p1.throughput_agrees): at every batch size your samples/s within
     20 % of the grader's own measurement of the same predictor (full marks 10 %), and
@@ -48,24 +50,29 @@ def measure_throughput(predictor: Callable[[torch.Tensor], object], make_batch: 
     Guide: IMPLEMENTATION_GUIDE.md#task-13-throughput-against-batch-size
     """
     # BEGIN SOLUTION
+    # Step 1: validate everything up front: a bad size must not cost the sweep before it.
+    sizes = [int(b) for b in batch_sizes]
+    if any(b < 1 for b in sizes):
+        raise ValueError(f"batch sizes must be >= 1, got {sizes}")
+    if warmup < 0 or iterations < 1:
+        raise ValueError(f"need warmup >= 0 and iterations >= 1, got warmup={warmup}, iterations={iterations}")
     points = []
-    for batch_size in batch_sizes:
-        if int(batch_size) < 1:
-            raise ValueError(f"batch sizes must be >= 1, got {batch_size}")
-        # Step 1: build the batch once, outside the timed region.
+    for batch_size in sizes:
+        # Step 2: build the batch once, outside the timed region.
         batch = make_batch(int(batch_size))                  # [B, C, H, W]
-        # Step 2: time the batch call with the Task 1.2 timer; the median is robust to outliers.
+        # Step 3: time the batch call with the Task 1.2 timer; the median is robust to outliers.
         stats = measure_latency(lambda: predictor(batch), warmup=warmup, iterations=iterations, sync=sync)
-        # Step 3: per-call latency -> samples per second.
-        points.append(ThroughputPoint(batch_size=int(batch_size),
+        # Step 4: per-call latency -> samples per second.
+        points.append(ThroughputPoint(batch_size=batch_size,
                                       samples_per_s=batch_size / (stats.p50_ms / 1000.0),
                                       latency_ms=stats.p50_ms))
     return points
     # END SOLUTION
     """ # BEGIN PROMPT
-    # Step 1: for each batch size (in order; < 1 -> ValueError): batch = make_batch(bs), BEFORE timing.
-    # Step 2: reuse your Task 1.2 timer (from .latency import measure_latency):
+    # Step 1: validate up front: any batch size < 1, warmup < 0 or iterations < 1 -> ValueError.
+    # Step 2: for each batch size, in order: batch = make_batch(bs), BEFORE timing.
+    # Step 3: reuse your Task 1.2 timer (from .latency import measure_latency):
     #   stats = measure_latency(lambda: predictor(batch), warmup=..., iterations=..., sync=sync)
-    # Step 3: latency_ms = stats.p50_ms (the median call); samples_per_s = bs / (latency_ms / 1000).
+    # Step 4: latency_ms = stats.p50_ms (the median call); samples_per_s = bs / (latency_ms / 1000).
     raise NotImplementedError("Task 1.3: see IMPLEMENTATION_GUIDE.md#task-13-throughput-against-batch-size")
     """  # END PROMPT

@@ -36,6 +36,9 @@ def compare_devices(build_model: Callable[[], torch.nn.Module], make_input: Call
         Without a GPU the "cuda" row has ``available=False``, ``p50_ms=None``, ``samples_per_s=None``
         and a ``reason`` such as "no CUDA device (torch.cuda.is_available() is False)".
 
+    Raises:
+        ValueError: ``batch_size < 1``, ``warmup < 0`` or ``iterations < 1``, before any model is built.
+
     Tolerance the grader applies: p1.device_rows, rows ("cpu", "cuda") in that order, a skipped row
     with ``p50_ms=None`` and a reason, and your CPU p50 within 25 % of the grader's own (full marks
     10 %); p1.cuda_latency (GPU machines only), your CUDA p50 within 25 % (10 %) of the grader's
@@ -43,6 +46,7 @@ def compare_devices(build_model: Callable[[], torch.nn.Module], make_input: Call
 
     Guide: IMPLEMENTATION_GUIDE.md#task-16-cpu-versus-gpu
     """
+    # Step 0: batch_size < 1, warmup < 0 or iterations < 1 -> ValueError, before building anything.
     # Step 1: for device in DEVICES. For "cuda" when torch.cuda.is_available() is False, append
     #   DeviceResult("cuda", available=False, p50_ms=None, samples_per_s=None, reason="...") and go on.
     # Step 2: model = build_model().eval().to(device); x = make_input(batch_size).to(device), untimed.

@@ -34,8 +34,12 @@ class Predictor:
 
     Attributes:
         kind: one of ``KINDS`` ("torchvision", "state_dict", "torchscript", "export", "onnx").
-        device: where the computation runs, "cpu" or "cuda".
-        name: a label for reports (the architecture or the file name).
+        device: where the computation runs: "cpu", "cuda" or "cuda:N" (the string given to
+            ``load_predictor``; an ONNX predictor says "cpu" when ONNX Runtime has no CUDA provider).
+        name: a label for reports (the architecture or the file name); ``kind`` when empty.
+
+    Raises:
+        TypeError: (on a call) ``fn`` returned something that is not a tensor or a numpy array.
     """
 
     def __init__(self, fn: Callable[[torch.Tensor], Any], *, kind: str, device: str = "cpu",
@@ -77,18 +81,22 @@ def load_predictor(source: str | os.PathLike, *, kind: str | None = None, archit
             ``code/`` folder inside -> "torchscript"; any other file -> "state_dict".
         architecture: the torchvision architecture a "state_dict" file belongs to (required for it).
         num_classes: output classes for "torchvision" and "state_dict" models (int, default 1000).
-        device: "cpu" or "cuda". ONNX uses the CUDAExecutionProvider only when device is "cuda" and
-            that provider is installed; otherwise the CPUExecutionProvider.
+        device: "cpu", "cuda" or "cuda:N". PyTorch kinds are moved there with ``.to(device)``. ONNX
+            uses the CUDAExecutionProvider (``device_id`` N for "cuda:N") only when device is CUDA and
+            that provider is installed; otherwise the CPUExecutionProvider, with a ``RuntimeWarning``.
 
     Returns:
-        A ``Predictor`` whose call maps float32 ``[B, C, H, W]`` to float32 logits ``[B, num_classes]``.
-        PyTorch models are in eval mode (an exported program keeps the mode it was exported in).
+        A ``Predictor`` whose call maps float32 ``[B, C, H, W]`` to float32 logits ``[B, num_classes]``,
+        with ``kind`` the kind used, ``device`` the device it runs on (``device`` as given; "cpu" for an
+        ONNX file without the CUDA provider) and ``name`` the architecture for "torchvision", else the
+        file's name (``Path(source).name``). PyTorch models are in eval mode (an exported program keeps
+        the mode it was exported in).
 
     Raises:
         FileNotFoundError: ``source`` is neither an existing file nor an architecture name (the message
             names the path).
-        ValueError: an unknown ``kind``, an unknown architecture, or a "state_dict" without
-            ``architecture=``.
+        ValueError: an unknown ``kind``, an unknown architecture (for "torchvision" and "state_dict"),
+            or a "state_dict" without ``architecture=``.
 
     Tolerance the grader applies (p1.formats_agree): max |difference| between your predictor and eager
     PyTorch on the same input, worst format: <= 1e-4 passes, <= 1e-5 earns full marks. It also checks
@@ -101,13 +109,16 @@ def load_predictor(source: str | os.PathLike, *, kind: str | None = None, archit
     #   torchvision.models.list_models(module=torchvision.models) -> "torchvision"; a suffix of ".onnx"
     #   -> "onnx"; ".pt2" -> "export"; zipfile.is_zipfile(path) and some archive name containing
     #   "/code/" -> "torchscript"; any other existing file -> "state_dict".
-    #   Unknown kind -> ValueError; a missing file -> FileNotFoundError naming the path.
+    #   Unknown kind or architecture -> ValueError; a missing file -> FileNotFoundError naming the path.
     # Step 2: "onnx": onnxruntime.SessionOptions() with intra_op_num_threads = torch.get_num_threads();
-    #   InferenceSession(path, sess_options=..., providers=[...]); wrap a function that feeds
+    #   InferenceSession(path, sess_options=..., providers=[...]) (the CUDA provider first only for a
+    #   CUDA device, when available); wrap a function that feeds
     #   {session.get_inputs()[0].name: x.cpu().numpy()} and returns session.run(None, feed)[0].
     # Step 3: the PyTorch kinds give an nn.Module: torchvision.models.get_model(name, weights=None,
     #   num_classes=...) (+ load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    #   for "state_dict"), torch.jit.load(path), torch.export.load(path).module().
+    #   for "state_dict"; architecture=None -> ValueError), torch.jit.load(path, map_location="cpu"),
+    #   torch.export.load(path).module().
     # Step 4: .eval() (not for "export": its mode was fixed at export time), .to(device), and
-    #   return Predictor(module_or_function, kind=kind, device=device, name=...).
+    #   return Predictor(module_or_function, kind=kind, device=device, name=name), where name is the
+    #   architecture for "torchvision" and Path(source).name for a file.
     raise NotImplementedError("Task 1.1: see IMPLEMENTATION_GUIDE.md#task-11-load-a-model-in-any-format")

@@ -44,14 +44,20 @@ def peak_memory_during(fn: Callable[[], object], *, device: str = "cpu",
         fn: the work to measure, taking no arguments; its return value is kept alive until the last
             sample has been taken, then dropped.
         device: "cpu" measures the process's resident set size (RSS, ``psutil``) sampled by a
-            background thread; "cuda" / "cuda:N" measures bytes allocated by tensors through PyTorch's
-            caching allocator (``torch.cuda.max_memory_allocated``).
-        interval_s: seconds between RSS samples on the CPU (float > 0; default 0.5 ms).
+            background thread; "cuda" / "cuda:N" measures bytes allocated by tensors on that device
+            through PyTorch's caching allocator (``torch.cuda.max_memory_allocated(device)``; pass the
+            device to every ``torch.cuda`` call, so "cuda:1" measures GPU 1, not the current one).
+        interval_s: seconds between RSS samples on the CPU (float > 0; default 0.5 ms; checked on
+            every device, used only on the CPU).
 
     Returns:
         ``MemoryReport`` in bytes: ``baseline_bytes`` just before ``fn``; ``peak_bytes`` the highest
         reading (on the CPU: every sample, including one taken right after ``fn`` returns);
-        ``delta_bytes = peak_bytes - baseline_bytes``; ``device`` "cpu" or "cuda".
+        ``delta_bytes = peak_bytes - baseline_bytes``; ``device`` "cpu" or "cuda" (the kind of device,
+        without an index).
+
+    Raises:
+        ValueError: ``device`` is neither "cpu" nor "cuda[:N]", or ``interval_s <= 0``; nothing is run.
 
     Tolerance the grader applies (p1.peak_memory, and p1.cuda_peak_memory on a GPU): ``delta_bytes``
     within 10 % of a known allocation passes, within 5 % earns full marks; ``delta_bytes`` must equal
@@ -59,9 +65,10 @@ def peak_memory_during(fn: Callable[[], object], *, device: str = "cpu",
 
     Guide: IMPLEMENTATION_GUIDE.md#task-14-memory-profiling
     """
-    # Step 1 (cuda): torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats();
-    #   baseline = torch.cuda.memory_allocated(); fn(); torch.cuda.synchronize();
-    #   peak = torch.cuda.max_memory_allocated().
+    # Step 0: device neither "cpu" nor "cuda[:N]", or interval_s <= 0 -> ValueError, before running fn.
+    # Step 1 (cuda, dev = torch.device(device)): torch.cuda.synchronize(dev); torch.cuda.reset_peak_memory_stats(dev);
+    #   baseline = torch.cuda.memory_allocated(dev); fn(); torch.cuda.synchronize(dev);
+    #   peak = torch.cuda.max_memory_allocated(dev); report device="cuda".
     # Step 2 (cpu): baseline = psutil.Process().memory_info().rss; start a threading.Thread that
     #   appends an RSS reading every interval_s until a threading.Event is set.
     # Step 3: result = fn(); take one more reading while `result` is still alive; set the event and

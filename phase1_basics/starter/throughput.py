@@ -31,11 +31,13 @@ def measure_throughput(predictor: Callable[[torch.Tensor], object], make_batch: 
         sync: blocks until the device has finished (``device_sync(device)``); None means no-op.
 
     Returns:
-        One ``ThroughputPoint`` per batch size, in the order given: ``latency_ms`` the median time of
-        one batch call (ms), ``samples_per_s = batch_size / (latency_ms / 1000)`` (samples/s).
+        One ``ThroughputPoint`` per batch size, in the order given (an empty list for no batch
+        sizes): ``latency_ms`` the median time of one batch call (ms),
+        ``samples_per_s = batch_size / (latency_ms / 1000)`` (samples/s).
 
     Raises:
-        ValueError: a batch size below 1.
+        ValueError: any batch size below 1, ``warmup < 0`` or ``iterations < 1``, checked up front,
+            before any batch is built or timed.
 
     Tolerance the grader applies (p1.throughput_agrees): at every batch size your samples/s within
     20 % of the grader's own measurement of the same predictor (full marks 10 %), and
@@ -43,8 +45,9 @@ def measure_throughput(predictor: Callable[[torch.Tensor], object], make_batch: 
 
     Guide: IMPLEMENTATION_GUIDE.md#task-13-throughput-against-batch-size
     """
-    # Step 1: for each batch size (in order; < 1 -> ValueError): batch = make_batch(bs), BEFORE timing.
-    # Step 2: reuse your Task 1.2 timer (from .latency import measure_latency):
+    # Step 1: validate up front: any batch size < 1, warmup < 0 or iterations < 1 -> ValueError.
+    # Step 2: for each batch size, in order: batch = make_batch(bs), BEFORE timing.
+    # Step 3: reuse your Task 1.2 timer (from .latency import measure_latency):
     #   stats = measure_latency(lambda: predictor(batch), warmup=..., iterations=..., sync=sync)
-    # Step 3: latency_ms = stats.p50_ms (the median call); samples_per_s = bs / (latency_ms / 1000).
+    # Step 4: latency_ms = stats.p50_ms (the median call); samples_per_s = bs / (latency_ms / 1000).
     raise NotImplementedError("Task 1.3: see IMPLEMENTATION_GUIDE.md#task-13-throughput-against-batch-size")

@@ -223,7 +223,11 @@ class LoadReport:
     latencies_ms: list[float] = field(default_factory=list, repr=False)
 
     def percentile_is_estimate(self, q: int) -> bool:
-        """True when ``completed`` is below LoadGen's minimum for percentile ``q`` (90, 95 or 99)."""
+        """True when ``completed`` is below LoadGen's minimum for percentile ``q`` (90, 95 or 99).
+
+        Raises:
+            ValueError: ``q`` is not 90, 95 or 99.
+        """
         if q not in MIN_SAMPLES:
             raise ValueError(f"no sample minimum for p{q}; known: {sorted(MIN_SAMPLES)}")
         return self.completed < MIN_SAMPLES[q]

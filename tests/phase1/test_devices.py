@@ -33,6 +33,19 @@ def test_rows_are_cpu_then_cuda():
     assert rows[1].available == torch.cuda.is_available()
 
 
+@pytest.mark.parametrize("kwargs", [{"batch_size": 0}, {"warmup": -1}, {"iterations": 0}])
+def test_bad_counts_are_refused_before_a_model_is_built(kwargs):
+    built = []
+
+    def build():
+        built.append(1)
+        return make_tiny_cnn()
+
+    with pytest.raises(ValueError):
+        p1.compare_devices(build, lambda b: torch.randn(b, *IMAGE), **kwargs)
+    assert built == []
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
 def test_cuda_row_is_measured():

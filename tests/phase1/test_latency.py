@@ -45,6 +45,11 @@ def test_empty_samples_are_a_value_error():
         p1.summarize_latencies([])
 
 
+def test_cv_is_nan_when_the_mean_is_zero():
+    s = p1.summarize_latencies([0.0, 0.0])
+    assert s.mean_ms == 0.0 and s.cv != s.cv       # nan, not a ZeroDivisionError
+
+
 @pytest.mark.parametrize("q, need", [(90, 64), (95, 130), (99, 662)])
 def test_percentile_estimate_follows_loadgen_minimums(q, need):
     assert p1.summarize_latencies([1.0] * (need - 1)).percentile_is_estimate(q)

@@ -77,6 +77,14 @@ def test_the_sampler_thread_stops_when_fn_raises():
     assert threading.active_count() == before
 
 
+@pytest.mark.parametrize("kwargs", [{"device": "tpu"}, {"interval_s": 0.0}, {"device": "cuda", "interval_s": -1.0}])
+def test_bad_arguments_are_refused_before_fn_runs(kwargs):
+    ran = []
+    with pytest.raises(ValueError):
+        p1.peak_memory_during(lambda: ran.append(1), **kwargs)
+    assert ran == []
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
 def test_cuda_peak_sees_a_known_allocation():

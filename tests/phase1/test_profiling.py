@@ -31,6 +31,12 @@ def test_k_limits_the_rows(tiny_cnn):
     assert all(isinstance(op, p1.OpStat) and op.name.startswith("aten::") for op in ops)
 
 
+@pytest.mark.parametrize("kwargs", [{"k": 0}, {"iterations": 0}, {"warmup": -1}])
+def test_bad_counts_are_a_value_error(tiny_cnn, kwargs):
+    with pytest.raises(ValueError):
+        p1.top_operators(tiny_cnn, torch.randn(1, 3, 32, 32), **kwargs)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
 def test_cuda_profile_ranks_operators_by_gpu_time():

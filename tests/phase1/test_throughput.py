@@ -53,3 +53,17 @@ def test_a_real_model(tiny_cnn):
 def test_batch_size_below_one_is_a_value_error():
     with pytest.raises(ValueError):
         p1.measure_throughput(SleepyModel(), lambda b: torch.zeros(b, 1), [0])
+
+
+def test_every_argument_is_checked_before_anything_is_built():
+    built = []
+
+    def make_batch(b):
+        built.append(b)
+        return torch.zeros(b, 1)
+
+    for sizes, kwargs in (([1, 0], {}), ([1], {"warmup": -1}), ([1], {"iterations": 0})):
+        with pytest.raises(ValueError):
+            p1.measure_throughput(SleepyModel(), make_batch, sizes, **kwargs)
+    assert built == []
+    assert p1.measure_throughput(SleepyModel(), make_batch, []) == []

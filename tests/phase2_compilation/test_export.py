@@ -95,6 +95,12 @@ def test_compare_finds_a_known_difference(tiny_onnx):
     assert same.max_abs_diff < 1e-5 and same.top1_agreement == 1.0 and same.accuracy_eager is None
 
 
+@pytest.mark.parametrize("n, batch_size", [(0, 8), (4, 0)])
+def test_compare_refuses_no_images_and_a_batch_size_below_one(tiny_onnx, n, batch_size):
+    with pytest.raises(ValueError):
+        p2c.compare_with_pytorch(make_tiny(), tiny_onnx, torch.randn(n, *IMAGE), batch_size=batch_size)
+
+
 @pytest.mark.parametrize("bad", [dict(opset=9), dict(input_name=""), dict(input_name="a", output_name="a")])
 def test_export_config_is_validated(bad):
     with pytest.raises(ValueError):

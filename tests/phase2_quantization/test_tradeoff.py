@@ -56,3 +56,9 @@ def test_study_on_a_tiny_cnn(tiny_cnn, images, tmp_path):
 def test_unknown_variant(tiny_cnn, images, tmp_path):
     with pytest.raises(ValueError):
         q.build_variant("int3_magic", tiny_cnn, images, tmp_path)
+    with pytest.raises(ValueError):
+        q.build_variant("fp32_eager", tiny_cnn, images, tmp_path, calib_batch=0)
+    with pytest.raises(ValueError):                 # checked before the first variant is built
+        q.run_tradeoff_study(tiny_cnn, images, torch.zeros(len(images), dtype=torch.long), images, tmp_path,
+                             variants=["fp32_eager", "int3_magic"])
+    assert not (tmp_path / "artifacts").exists()

@@ -154,7 +154,11 @@ def compare_with_pytorch(model: torch.nn.Module, onnx_path: str | os.PathLike, i
     Returns:
         ``ExportComparison``: ``max_abs_diff`` = max |onnx - eager| over all N x classes logits,
         ``top1_agreement`` = share of the N images whose arg-max agrees (0..1), ``num_samples`` = N,
-        and the top-1 accuracy of each side when labels are given.
+        and the top-1 accuracy of each side (0..1) when labels are given.
+
+    Raises:
+        ValueError: ``batch_size < 1``, or no images (N = 0: there is nothing to compare), before
+            ONNX Runtime is opened.
 
     Tolerance the grader applies: p2.compilation.export_compare hands you a model and an ONNX file that differ
     by a known amount; your ``max_abs_diff`` must be within 1 % of the grader's own figure (full
@@ -167,6 +171,8 @@ def compare_with_pytorch(model: torch.nn.Module, onnx_path: str | os.PathLike, i
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if int(images.shape[0]) == 0:
+        raise ValueError("no images to compare (images has 0 rows)")
     so = ort.SessionOptions()
     so.intra_op_num_threads = torch.get_num_threads()
     session = ort.InferenceSession(str(onnx_path), sess_options=so, providers=["CPUExecutionProvider"])
@@ -192,7 +198,7 @@ def compare_with_pytorch(model: torch.nn.Module, onnx_path: str | os.PathLike, i
     )
     # END SOLUTION
     """ # BEGIN PROMPT
-    # Step 1: batch_size < 1 -> ValueError. One onnxruntime.InferenceSession(str(onnx_path), sess_options=so,
+    # Step 1: batch_size < 1 or no images -> ValueError. One onnxruntime.InferenceSession(str(onnx_path), sess_options=so,
     #   providers=["CPUExecutionProvider"]) with so.intra_op_num_threads = torch.get_num_threads().
     # Step 2: for each batch images[i:i + batch_size]: eager logits under torch.inference_mode() (model.eval()),
     #   onnx logits = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0].

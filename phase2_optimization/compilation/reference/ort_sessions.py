@@ -96,6 +96,10 @@ def benchmark_sessions(onnx_path: str | os.PathLike, make_input: Callable[[], np
         where the graph is optimized), ``p50_ms``/``p90_ms`` of ``session.run`` (time.perf_counter
         around each run, numpy's default percentiles) and ``nodes`` of the saved optimized graph.
 
+    Raises:
+        ValueError: ``warmup < 0`` or ``iterations < 1`` (before any session is made), or a config
+            asks for an execution provider that is not available (from ``make_session``).
+
     Tolerance the grader applies: none (the grader times sessions itself in p2.compilation.ort_speedup);
     the unit tests check the rows' order, fields and node counts.
 
@@ -155,7 +159,10 @@ def fastest_session(onnx_path: str | os.PathLike, *, intra_op_threads: int = 1,
 
     Returns:
         An ``onnxruntime.InferenceSession`` on the CPUExecutionProvider, FP32 (no quantization, no
-        FP16: the outputs must match the model), sequential execution.
+        FP16: the outputs must match the model), sequential execution, already run once.
+
+    Raises:
+        ValueError: ``intra_op_threads < 1``.
 
     Tolerance the grader applies: p2.compilation.ort_speedup: gates first (a CPU session, intra-op threads equal
     to the budget, sequential execution, outputs within 1e-4 relative of eager PyTorch on fresh

@@ -101,7 +101,11 @@ def compare_with_pytorch(model: torch.nn.Module, onnx_path: str | os.PathLike, i
     Returns:
         ``ExportComparison``: ``max_abs_diff`` = max |onnx - eager| over all N x classes logits,
         ``top1_agreement`` = share of the N images whose arg-max agrees (0..1), ``num_samples`` = N,
-        and the top-1 accuracy of each side when labels are given.
+        and the top-1 accuracy of each side (0..1) when labels are given.
+
+    Raises:
+        ValueError: ``batch_size < 1``, or no images (N = 0: there is nothing to compare), before
+            ONNX Runtime is opened.
 
     Tolerance the grader applies: p2.compilation.export_compare hands you a model and an ONNX file that differ
     by a known amount; your ``max_abs_diff`` must be within 1 % of the grader's own figure (full
@@ -109,7 +113,7 @@ def compare_with_pytorch(model: torch.nn.Module, onnx_path: str | os.PathLike, i
 
     Guide: COMPILATION_GUIDE.md#task-27-export-to-onnx-with-a-dynamic-batch
     """
-    # Step 1: batch_size < 1 -> ValueError. One onnxruntime.InferenceSession(str(onnx_path), sess_options=so,
+    # Step 1: batch_size < 1 or no images -> ValueError. One onnxruntime.InferenceSession(str(onnx_path), sess_options=so,
     #   providers=["CPUExecutionProvider"]) with so.intra_op_num_threads = torch.get_num_threads().
     # Step 2: for each batch images[i:i + batch_size]: eager logits under torch.inference_mode() (model.eval()),
     #   onnx logits = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0].

@@ -81,6 +81,10 @@ def compile_and_warm_up(model: torch.nn.Module, make_input: Callable[[int], torc
         before). Every call runs under ``torch.inference_mode()``, as the grader's calls do (a call
         under another grad mode would fail a guard and recompile).
 
+    Raises:
+        ValueError: ``calls_per_size < 1``, or an unknown backend (from ``compile_model``), before
+            anything is compiled.
+
     Tolerance the grader applies: p2.compilation.compile_correct (max |compiled - eager| <= 1e-4, full 1e-5);
     p2.compilation.compile_recompiles (warm up on 1, 2, 4, 8, 16, 32, then the grader calls 8 other sizes from
     1..32: graphs compiled during its calls <= 1 passes, 0 full marks; a warm-up that compiled more
@@ -90,8 +94,8 @@ def compile_and_warm_up(model: torch.nn.Module, make_input: Callable[[int], torc
     Guide: COMPILATION_GUIDE.md#task-210-torchcompile
     """
     # Step 1: calls_per_size < 1 -> ValueError; compiled = compile_model(model, config); before = graphs_compiled().
-    # Step 2: for each batch size: x = make_input(bs) (before the clock starts); sync = torch.cuda.synchronize
-    #   when x.is_cuda; then calls_per_size times: t0 = time.perf_counter(); with torch.inference_mode():
+    # Step 2: for each batch size: x = make_input(bs) (before the clock starts); sync = torch.cuda.synchronize(x.device)
+    #   when x.is_cuda (a no-op otherwise); then calls_per_size times: t0 = time.perf_counter(); with torch.inference_mode():
     #   compiled(x); sync(); add time.perf_counter() - t0 to warmup_s[bs].
     # Step 3: return CompileResult(compiled, compile_s=sum(warmup_s.values()), warmup_s=warmup_s,
     #   graphs=graphs_compiled() - before).

@@ -39,6 +39,9 @@ class TRTBatchReader:
     ``get_next()`` returns ``{input_name: float32 array [batch_size, C, H, W]}`` or None when the
     data (or ``max_batches``) is used up; ``rewind()`` starts again. Only full batches are given:
     a calibrator feeds the engine one fixed batch shape.
+
+    Raises:
+        ValueError: ``batch_size < 1``, or fewer images than one full batch.
     """
 
     def __init__(self, images: torch.Tensor | np.ndarray, batch_size: int = 8, *, input_name: str = "input",
@@ -53,6 +56,7 @@ class TRTBatchReader:
         self.index = 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
+        """The next full batch as ``{input_name: float32 array}``, or None once they are used up."""
         if self.index >= self.num_batches:
             return None
         i = self.index * self.batch_size
@@ -60,6 +64,7 @@ class TRTBatchReader:
         return {self.input_name: self.data[i:i + self.batch_size]}
 
     def rewind(self) -> None:
+        """Start again from the first batch."""
         self.index = 0
 
 
@@ -204,8 +209,8 @@ def run_engine(runner: TRTRunner, x: torch.Tensor) -> torch.Tensor:
 
     Args:
         runner: from ``load_engine``.
-        x: float32 ``[B, C, H, W]`` (moved to the GPU and made contiguous if it is not), with B in
-            the engine's profile range.
+        x: float32 ``[B, C, H, W]`` (moved to the current CUDA device, the one the engine was
+            deserialised on, and made contiguous if it is not), with B in the engine's profile range.
 
     Returns:
         The output as a new CUDA tensor ``[B, classes]`` (the engine's output dtype, float32 for an

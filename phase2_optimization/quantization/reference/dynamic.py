@@ -179,12 +179,13 @@ def quantize_linears(model: nn.Module, mode: str = "dynamic") -> nn.Module:
     Guide: QUANTIZATION_GUIDE.md#task-23-dynamic-and-weight-only-int8
     """
     # BEGIN SOLUTION
-    # Step 1: pick the class from mode (ValueError otherwise); deep-copy the model.
+    # Step 1: pick the class from mode (ValueError otherwise); deep-copy the model, in eval mode.
     classes = {"dynamic": Int8DynamicLinear, "weight_only": Int8WeightOnlyLinear}
     if mode not in classes:
         raise ValueError(f"mode must be one of {sorted(classes)}, not {mode!r}")
     out = copy.deepcopy(model).eval()
-    # Step 2: walk named_modules(); for each nn.Linear, setattr(parent, child_name, cls.from_float(child)).
+    # Step 2: walk modules() and each one's named_children(); for each nn.Linear child,
+    #   setattr(parent, child_name, cls.from_float(child)).
     for parent in list(out.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.Linear):
@@ -192,8 +193,9 @@ def quantize_linears(model: nn.Module, mode: str = "dynamic") -> nn.Module:
     return out
     # END SOLUTION
     """ # BEGIN PROMPT
-    # Step 1: pick the class from mode (ValueError otherwise); deep-copy the model.
-    # Step 2: walk named_modules(); for each nn.Linear, setattr(parent, child_name, cls.from_float(child)).
+    # Step 1: pick the class from mode (ValueError otherwise); deep-copy the model, in eval mode.
+    # Step 2: walk modules() and each one's named_children(); for each nn.Linear child,
+    #   setattr(parent, child_name, cls.from_float(child)).
     raise NotImplementedError("Task 2.3: see QUANTIZATION_GUIDE.md#task-23-dynamic-and-weight-only-int8")
     """  # END PROMPT
 

@@ -46,6 +46,7 @@ class RunningHistogram:
         self.lo = self.hi = 0.0
 
     def update(self, x: torch.Tensor) -> None:
+        """Add every value of ``x`` to the counts, widening the range first if ``x`` falls outside it."""
         x = x.detach().float().flatten()
         if x.numel() == 0:
             return
@@ -99,14 +100,17 @@ class RangeObserver(ObserverBase):
         self.register_buffer("max_val", torch.tensor([]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Hand a detached float32 copy of a non-empty ``x`` to ``observe``; return ``x`` unchanged."""
         if x.numel() > 0:
             self.observe(x.detach().float())
         return x
 
     def has_data(self) -> bool:
+        """True once ``observe`` has recorded a range (``min_val`` is no longer empty)."""
         return self.min_val.numel() > 0
 
-    def observe(self, x: torch.Tensor) -> None:  # overridden by every observer
+    def observe(self, x: torch.Tensor) -> None:
+        """Fold one batch into the running range: every observer overrides this."""
         raise NotImplementedError
 
     def compute_range(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,12 +119,18 @@ class RangeObserver(ObserverBase):
 
     @torch.jit.export
     def calculate_qparams(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``compute_qparams(*compute_range(), spec)``: (scale float32, zero_point int64), 0-d or [C].
+
+        Raises:
+            RuntimeError: nothing has been observed yet (run calibration batches first).
+        """
         if not self.has_data():
             raise RuntimeError(f"{type(self).__name__} has seen no data: run calibration batches first")
         lo, hi = self.compute_range()
         return compute_qparams(lo, hi, self.spec)
 
     def extra_repr(self) -> str:
+        """The spec and the running range, for ``print(observer)``."""
         return f"spec={self.spec}, min_val={self.min_val.tolist()}, max_val={self.max_val.tolist()}"
 
 
@@ -192,6 +202,9 @@ class MovingAverageMinMaxObserver(RangeObserver):
         spec: the integer grid (per tensor or per channel, like ``MinMaxObserver``).
         averaging_constant: c in ``min <- min + c * (batch_min - min)`` (0 < c <= 1; 1 keeps only
             the last batch).
+
+    Raises:
+        ValueError: ``averaging_constant`` outside (0, 1].
     """
 
     def __init__(self, spec: QuantSpec | None = None, averaging_constant: float = 0.01) -> None:
@@ -244,6 +257,9 @@ class PercentileObserver(_HistogramObserver):
         spec: a per-tensor grid (activations).
         percentile: p, in (50, 100]; 99.99 ignores the most extreme 0.01 % on each side.
         bins: resolution of the histogram the percentiles are read from.
+
+    Raises:
+        ValueError: a per-channel ``spec``, or ``percentile`` outside (50, 100].
     """
 
     def __init__(self, spec: QuantSpec | None = None, percentile: float = 99.99, bins: int = 2048) -> None:
@@ -299,11 +315,16 @@ class HistogramMSEObserver(_HistogramObserver):
         spec: a per-tensor grid (activations).
         bins: histogram resolution.
         candidates: how many shrunken ranges to try (``alpha * (lo, hi)`` for alpha in
-            1/candidates .. 1).
+            1/candidates .. 1; int >= 1).
+
+    Raises:
+        ValueError: a per-channel ``spec``, or ``candidates < 1``.
     """
 
     def __init__(self, spec: QuantSpec | None = None, bins: int = 2048, candidates: int = 200) -> None:
         super().__init__(spec, bins)
+        if int(candidates) < 1:
+            raise ValueError(f"candidates must be >= 1, not {candidates}")
         self.candidates = int(candidates)
 
     def compute_range(self) -> tuple[torch.Tensor, torch.Tensor]:

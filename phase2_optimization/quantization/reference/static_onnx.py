@@ -137,6 +137,7 @@ class TensorCalibrationReader(CalibrationDataReader):
         """  # END PROMPT
 
     def rewind(self) -> None:
+        """Start again from the first batch (ONNX Runtime may read the data twice)."""
         self.index = 0
 
     def __len__(self) -> int:

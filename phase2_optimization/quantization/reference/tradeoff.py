@@ -107,7 +107,9 @@ def build_variant(variant: str, model: nn.Module, calib_x: torch.Tensor, work_di
         model: the float32 model (left unchanged).
         calib_x: calibration images [N, C, H, W], used in batches of ``calib_batch`` (a ragged last
             batch is dropped: ONNX Runtime's histogram calibrators stack batches of one shape).
-        work_dir: where artifacts go: ONNX files, or ``torch.save``d state dicts (``<variant>.pt``).
+        work_dir: where artifacts go: ONNX files, or ``torch.save``d state dicts (``<variant>.pt``);
+            created if missing.
+        calib_batch: images per calibration batch (int >= 1).
 
     Returns:
         A ``TradeoffRow`` with variant, runtime ("pytorch" / "onnxruntime"), precision, artifact and
@@ -116,15 +118,19 @@ def build_variant(variant: str, model: nn.Module, calib_x: torch.Tensor, work_di
         ``note`` (catch ``PrecisionNotSupported``).
 
     Raises:
-        ValueError: an unknown variant.
+        ValueError: a variant not in ``VARIANTS``, or ``calib_batch < 1``, before anything is built.
 
     Tolerance the grader applies (p2.quantization.tradeoff): each row's predictor and artifact are re-measured.
 
     Guide: QUANTIZATION_GUIDE.md#task-26-accuracy-versus-speed-trade-off
     """
     # BEGIN SOLUTION
-    # Step 1: work_dir exists; calibration batches = calib_x.split(calib_batch) without a ragged
-    #   last batch (keep it if it is the only one); example = calib_x[:1].
+    # Step 1: a known variant; work_dir exists; calibration batches = calib_x.split(calib_batch) without a
+    #   ragged last batch (keep it if it is the only one); example = calib_x[:1].
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose from {VARIANTS}")
+    if calib_batch < 1:
+        raise ValueError(f"calib_batch must be >= 1, got {calib_batch}")
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     batches = list(calib_x.split(calib_batch))
@@ -161,18 +167,18 @@ def build_variant(variant: str, model: nn.Module, calib_x: torch.Tensor, work_di
         q = quantize_static_fx(model, example, batches, FxQuantConfig(observer=observer))
         return TradeoffRow(variant, "pytorch", "int8", artifact=saved(q), predictor=torch_predictor(q),
                            note=f"FX graph mode, {observer} observer")
-    if variant in ("bf16_cpu", "fp16_cuda"):
-        dtype, device = (torch.bfloat16, "cpu") if variant == "bf16_cpu" else (torch.float16, "cuda")
-        try:
-            half = to_half_precision(model, dtype, device)
-        except PrecisionNotSupported as e:
-            return TradeoffRow(variant, "pytorch", variant[:4], supported=False, note=str(e))
-        return TradeoffRow(variant, "pytorch", variant[:4], artifact=saved(half.model), predictor=torch_predictor(half))
-    raise ValueError(f"unknown variant {variant!r}; choose from {VARIANTS}")
+    # "bf16_cpu" or "fp16_cuda": the last family of VARIANTS.
+    dtype, device = (torch.bfloat16, "cpu") if variant == "bf16_cpu" else (torch.float16, "cuda")
+    try:
+        half = to_half_precision(model, dtype, device)
+    except PrecisionNotSupported as e:
+        return TradeoffRow(variant, "pytorch", variant[:4], supported=False, note=str(e))
+    return TradeoffRow(variant, "pytorch", variant[:4], artifact=saved(half.model), predictor=torch_predictor(half))
     # END SOLUTION
     """ # BEGIN PROMPT
-    # Step 1: work_dir exists; calibration batches = calib_x.split(calib_batch) without a ragged
-    #   last batch (keep it if it is the only one); example = calib_x[:1].
+    # Step 1: a variant not in VARIANTS, or calib_batch < 1 -> ValueError; work_dir exists (mkdir);
+    #   calibration batches = calib_x.split(calib_batch) without a ragged last batch (keep it if it is
+    #   the only one); example = calib_x[:1].
     # Step 2: one branch per family of variants (see Args), each returning its TradeoffRow.
     raise NotImplementedError("Task 2.6: see QUANTIZATION_GUIDE.md#task-26-accuracy-versus-speed-trade-off")
     """  # END PROMPT
@@ -281,6 +287,9 @@ def run_tradeoff_study(model: nn.Module, test_x: torch.Tensor, test_y: torch.Ten
         ``latency_ms`` (batch 1), ``size_bytes`` (the artifact's size on disk); unsupported rows
         as ``build_variant`` made them.
 
+    Raises:
+        ValueError: a name in ``variants`` that is not in ``VARIANTS``, before anything is built.
+
     Tolerance the grader applies (p2.quantization.tradeoff): the grader runs your study with one thread and
     re-measures each row with its predictor: accuracy within 0.5 pt, latency within a factor of 2
     (re-measured while it disagrees), size equal to the artifact's bytes, static INT8 artifacts at
@@ -289,7 +298,10 @@ def run_tradeoff_study(model: nn.Module, test_x: torch.Tensor, test_y: torch.Ten
     Guide: QUANTIZATION_GUIDE.md#task-26-accuracy-versus-speed-trade-off
     """
     # BEGIN SOLUTION
-    # Step 1: for each variant: build_variant(...) into out_dir / "artifacts".
+    # Step 1: every variant known (ValueError first); then for each: build_variant(...) into out_dir / "artifacts".
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; choose from {VARIANTS}")
     out = Path(out_dir)
     rows = []
     for variant in variants:
@@ -306,7 +318,8 @@ def run_tradeoff_study(model: nn.Module, test_x: torch.Tensor, test_y: torch.Ten
     return rows
     # END SOLUTION
     """ # BEGIN PROMPT
-    # Step 1: for each variant: build_variant(...) into out_dir / "artifacts".
+    # Step 1: a name in variants not in VARIANTS -> ValueError, before building anything; then for
+    #   each variant: build_variant(...) into out_dir / "artifacts".
     # Step 2: measure supported rows: accuracy, latency at batch 1, artifact bytes.
     # Step 3: the table and the plot.
     raise NotImplementedError("Task 2.6: see QUANTIZATION_GUIDE.md#task-26-accuracy-versus-speed-trade-off")

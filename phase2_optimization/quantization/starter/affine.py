@@ -145,14 +145,16 @@ def sqnr_db(reference: torch.Tensor, approx: torch.Tensor) -> float:
         approx: the quantized approximation, same shape.
 
     Returns:
-        SQNR in dB as a Python float; ``inf`` when ``approx`` equals ``reference``. Each 6 dB is
-        about one bit: int8 per-tensor on Gaussian data gives about 40 dB.
+        SQNR in dB as a Python float; ``inf`` when ``approx`` equals ``reference`` (no noise at all),
+        ``-inf`` when ``reference`` is all zeros and ``approx`` is not (no signal). Each 6 dB is about
+        one bit: int8 per-tensor on Gaussian data gives about 40 dB.
 
     Tolerance the grader applies (p2.quantization.sqnr): within 0.01 dB of the grader's own, computed in float64.
 
     Guide: QUANTIZATION_GUIDE.md#task-21-affine-quantization-math
     """
-    # Step 1: float64 sums; a zero noise power means "no error at all": return math.inf.
+    # Step 1: float64 sums; a zero noise power means "no error at all": return math.inf; a zero signal
+    #   power with some noise: return -math.inf.
     raise NotImplementedError("Task 2.1: see QUANTIZATION_GUIDE.md#task-21-affine-quantization-math")
 
 
@@ -163,11 +165,13 @@ def relative_error(reference: torch.Tensor, approx: torch.Tensor) -> float:
         reference, approx: float tensors of the same shape.
 
     Returns:
-        The relative error (0 = exact); ``inf`` if ``reference`` is all zeros and ``approx`` is not.
+        The relative error (0 = exact); ``0.0`` if both are all zeros, ``inf`` if ``reference`` is all
+        zeros and ``approx`` is not.
 
     Tolerance the grader applies (p2.quantization.sqnr): within 1e-6 (relative) of the grader's own.
 
     Guide: QUANTIZATION_GUIDE.md#task-21-affine-quantization-math
     """
-    # Step 1: float64 norms (torch.linalg.vector_norm of the flattened tensors).
+    # Step 1: float64 norms (torch.linalg.vector_norm of the flattened tensors); a zero reference norm
+    #   gives 0.0 when the difference is zero too, else math.inf.
     raise NotImplementedError("Task 2.1: see QUANTIZATION_GUIDE.md#task-21-affine-quantization-math")

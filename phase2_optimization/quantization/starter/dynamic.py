@@ -142,8 +142,9 @@ def quantize_linears(model: nn.Module, mode: str = "dynamic") -> nn.Module:
 
     Guide: QUANTIZATION_GUIDE.md#task-23-dynamic-and-weight-only-int8
     """
-    # Step 1: pick the class from mode (ValueError otherwise); deep-copy the model.
-    # Step 2: walk named_modules(); for each nn.Linear, setattr(parent, child_name, cls.from_float(child)).
+    # Step 1: pick the class from mode (ValueError otherwise); deep-copy the model, in eval mode.
+    # Step 2: walk modules() and each one's named_children(); for each nn.Linear child,
+    #   setattr(parent, child_name, cls.from_float(child)).
     raise NotImplementedError("Task 2.3: see QUANTIZATION_GUIDE.md#task-23-dynamic-and-weight-only-int8")
 
 

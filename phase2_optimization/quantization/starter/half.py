@@ -31,6 +31,7 @@ class HalfPrecisionModel(nn.Module):
         self.model, self.dtype, self.device, self.channels_last = model, dtype, str(device), channels_last
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """float32 ``x`` (any device) -> float32 outputs on ``device``, computed in ``dtype``."""
         x = x.to(device=self.device, dtype=self.dtype)
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -48,16 +49,17 @@ def precision_support(device: str, dtype: torch.dtype) -> PrecisionSupport:
         dtype: ``torch.float16`` or ``torch.bfloat16``.
 
     Returns:
-        ``PrecisionSupport(device, dtype name ("float16"/"bfloat16"), supported, reason)``:
+        ``PrecisionSupport(device as given (a str), dtype name ("float16"/"bfloat16"), supported,
+        reason)``:
 
         * cpu + bfloat16: x86 flags ``avx512_bf16`` or ``amx_bf16``, or Arm ``bf16`` (``cpu_flags()``);
         * cpu + float16: x86 ``avx512_fp16`` or ``amx_fp16``, or Arm ``asimdhp``;
         * cuda + float16: a GPU is visible (``torch.cuda.is_available()``);
         * cuda + bfloat16: a GPU of compute capability 8.0 or newer
-          (``torch.cuda.get_device_capability``).
+          (``torch.cuda.get_device_capability(device)``: GPU N's own capability for "cuda:N").
 
         ``reason`` names the flag or capability found, or says what is missing ("this CPU has no
-        native BF16 (no avx512_bf16 / amx_bf16)").
+        native bfloat16 (no amx_bf16 / avx512_bf16): PyTorch would emulate it, slower than FP32").
 
     Raises:
         ValueError: another dtype, or a device that is neither "cpu" nor "cuda[:N]".

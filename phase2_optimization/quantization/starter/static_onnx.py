@@ -111,6 +111,7 @@ class TensorCalibrationReader(CalibrationDataReader):
         raise NotImplementedError("Task 2.4: see QUANTIZATION_GUIDE.md#task-24-static-int8-post-training-quantization")
 
     def rewind(self) -> None:
+        """Start again from the first batch (ONNX Runtime may read the data twice)."""
         self.index = 0
 
     def __len__(self) -> int:

@@ -155,6 +155,9 @@ class DynamicBatcher:
             dtype: every request's input dtype.
             name: for thread names and messages.
             stream: a ``torch.cuda.Stream`` to run the model on (None: the current stream / CPU).
+
+        Raises:
+            TypeError: ``config`` is not a ``BatcherConfig``.
         """
         if not isinstance(config, BatcherConfig):
             raise TypeError(f"config must be a BatcherConfig, got {type(config).__name__}")
@@ -175,7 +178,11 @@ class DynamicBatcher:
 
     # -- lifecycle helpers (written in full) --------------------------------------------------------
     def start(self) -> "DynamicBatcher":
-        """Start the worker thread (a daemon, so a forgotten batcher never blocks interpreter exit)."""
+        """Start the worker thread (a daemon, so a forgotten batcher never blocks interpreter exit).
+
+        Raises:
+            RuntimeError: the batcher was already started (a closed batcher cannot be restarted).
+        """
         with self._cond:
             if self._worker is not None:
                 raise RuntimeError(f"batcher {self.name!r} was already started")
@@ -227,8 +234,7 @@ class DynamicBatcher:
                 self._accepting = False
                 stranded = batch + list(self._queue)
                 self._queue.clear()
-            failed = sum(_fail(r.future, e) for r in stranded)
-            self._counters.add(failed=failed)
+            self._counters.add(failed=sum(_fail(r.future, e) for r in stranded))
 
     # -----------------------------------------------------------------------------------------------
     # ## Task 3.1: a dynamic batcher
@@ -331,8 +337,7 @@ class DynamicBatcher:
                     self._cond.wait(remaining)
                 # Step 3: how many to take: up to max_batch_size; the largest preferred size that fits, if any.
                 n = min(len(self._queue), cfg.max_batch_size)
-                fits = [p for p in cfg.preferred_batch_sizes if p <= n]
-                n = max(fits) if fits else n
+                n = max([p for p in cfg.preferred_batch_sizes if p <= n] or [n])
                 taken = [self._queue.popleft() for _ in range(n)]
             # Step 4: skip requests their clients cancelled (this also marks the rest as running).
             batch = [r for r in taken if r.future.set_running_or_notify_cancel()]
@@ -387,8 +392,7 @@ class DynamicBatcher:
         except Exception as e:  # noqa: BLE001 - Step 3 (Task 3.2): fail this batch, keep the batcher
             error = ModelError(f"model {self.name!r} failed on a batch of {len(batch)}: {type(e).__name__}: {e}")
             error.__cause__ = e
-            failed = sum(_fail(r.future, error) for r in batch)
-            self._counters.add(failed=failed)
+            self._counters.add(failed=sum(_fail(r.future, error) for r in batch))
             return
         # Step 2: split in order; each client gets its own row.
         done = sum(_resolve(r.future, row) for r, row in zip(batch, outputs.unbind(0)))
@@ -437,9 +441,7 @@ class DynamicBatcher:
             self._accepting = False
             self._closing = True
             self._drain = self._drain and drain
-            dropped = [] if self._drain else list(self._queue)
-            if not self._drain:
-                self._queue.clear()
+            dropped = [] if self._drain else [self._queue.popleft() for _ in range(len(self._queue))]
             self._cond.notify_all()
         # Step 2: fail what was dropped, outside the lock (futures run callbacks when settled).
         error = BatcherClosed(f"batcher {self.name!r} was closed before this request ran")

@@ -56,7 +56,8 @@ class ModelPool:
             ``self._batchers``: dict name -> DynamicBatcher, in the order given. Each model gets its
             own batcher, so its own queue and worker thread: four models compute at the same time
             (PyTorch releases the GIL inside its operators). A model whose device is CUDA also gets
-            its own ``torch.cuda.Stream()``, so its kernels can overlap the other models' on the GPU.
+            its own ``torch.cuda.Stream(device=spec.device)`` (on that model's GPU, for "cuda:N" too), so
+            its kernels can overlap the other models' on the GPU.
 
         Raises:
             ValueError: no models, or two with the same name.

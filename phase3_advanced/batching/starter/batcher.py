@@ -135,6 +135,9 @@ class DynamicBatcher:
             dtype: every request's input dtype.
             name: for thread names and messages.
             stream: a ``torch.cuda.Stream`` to run the model on (None: the current stream / CPU).
+
+        Raises:
+            TypeError: ``config`` is not a ``BatcherConfig``.
         """
         if not isinstance(config, BatcherConfig):
             raise TypeError(f"config must be a BatcherConfig, got {type(config).__name__}")
@@ -155,7 +158,11 @@ class DynamicBatcher:
 
     # -- lifecycle helpers (written in full) --------------------------------------------------------
     def start(self) -> "DynamicBatcher":
-        """Start the worker thread (a daemon, so a forgotten batcher never blocks interpreter exit)."""
+        """Start the worker thread (a daemon, so a forgotten batcher never blocks interpreter exit).
+
+        Raises:
+            RuntimeError: the batcher was already started (a closed batcher cannot be restarted).
+        """
         with self._cond:
             if self._worker is not None:
                 raise RuntimeError(f"batcher {self.name!r} was already started")
@@ -207,8 +214,7 @@ class DynamicBatcher:
                 self._accepting = False
                 stranded = batch + list(self._queue)
                 self._queue.clear()
-            failed = sum(_fail(r.future, e) for r in stranded)
-            self._counters.add(failed=failed)
+            self._counters.add(failed=sum(_fail(r.future, e) for r in stranded))
 
     # -----------------------------------------------------------------------------------------------
     # ## Task 3.1: a dynamic batcher
