@@ -7,12 +7,14 @@ Every number that decides a grade is measured here, never taken from the learner
 * :mod:`.witness`  the grader's clock on the very calls a learner times.
 * :mod:`.paired`   interleaved A/B timing and the median of paired ratios, re-measured when noisy.
 * :mod:`.threads`  pinned thread counts for PyTorch and ONNX Runtime.
+* :mod:`.stalls`   machine stalls seen by a canary process in the same window; the GC paused.
 
 The timer is captured when this package is imported, before any learner module is, so a
 submission that patches ``time.perf_counter`` cannot change the grader's clock.
 """
 from .load import LoadRun, UnbatchedServer, closed_loop, max_overlap, poisson
 from .paired import PairedResult, alternating, paired_ratio
+from .stalls import Stalls, gc_paused, watch_stalls
 from .stats import MIN_SAMPLES, Summary, median_interval, percentile_label, ratio_disagreement, straddles, summarize
 from .threads import ort_session_options, pin_threads, threads
 from .timing import GraderTimer, Timing, cuda_sync, time_callable
@@ -24,5 +26,6 @@ __all__ = [
     "Timing", "time_callable", "cuda_sync", "GraderTimer",
     "PairedResult", "alternating", "paired_ratio",
     "pin_threads", "ort_session_options", "threads",
+    "Stalls", "watch_stalls", "gc_paused",
     "LoadRun", "closed_loop", "poisson", "UnbatchedServer", "max_overlap",
 ]

@@ -1,5 +1,6 @@
 """Every part's grader end to end, in quick mode, as a user runs it: the reference passes its own
-criteria, and the untouched stubs score 0 with a hint that names the task's guide section."""
+criteria even beside a busy neighbour, and the untouched stubs score 0 with a hint that names the
+task's guide section."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import pytest
 from gradelib import run_grade
 
 from graders.course import REPO_ROOT
+from graders.neighbour import busy_neighbour
 from graders.outcomes import load_outcomes
 
 from .cases import PARTS, has_reference, part_cases
@@ -25,6 +27,9 @@ TIMED = {
     "p3.batching.speedup", "p3.batching.latency_bound", "p3.batching.pool_throughput",
 }
 GRADED = [p for p in PARTS if not p.planned]
+#: Beside a busy neighbour, at most this many of a part's timed criteria may come out inconclusive
+#: (never failed): noise may leave a verdict undecided, but a grade that decides little is a broken grader.
+MAX_INCONCLUSIVE_UNDER_LOAD = 1
 
 
 def _args(part) -> list[str]:
@@ -38,16 +43,22 @@ def _checked(g):
 
 
 @pytest.mark.parametrize("part", part_cases(GRADED))
-def test_reference_passes(part, tmp_path):
+def test_reference_passes_beside_a_busy_neighbour(part, tmp_path):
+    """The reference, graded while a CPU-bound process competes for the same cores (a laptop with a
+    browser open): 0 fails, at most ``MAX_INCONCLUSIVE_UNDER_LOAD`` undecided timed criteria. The
+    quiet-machine counterpart, 5 or 10 grades in a row, is ``make stability``."""
     if not has_reference(part):
         pytest.skip("no reference solution in this copy (learner release)")
-    g = _checked(run_grade(tmp_path / "ref", *_args(part), "--impl", "reference"))
+    with busy_neighbour(1, max_s=900):
+        g = _checked(run_grade(tmp_path / "ref", *_args(part), "--impl", "reference"))
     assert set(g.verdicts) == {c.id for c in load_outcomes(part.phase).select(part=part.name)}
     for cid, verdict in g.verdicts.items():
         c = g.criterion(cid)
         allowed = {"pass", "skipped"} | ({"inconclusive"} if cid in TIMED else set())
         assert verdict in allowed, f"{cid}: {verdict}: {c['message']}"
         assert verdict != "skipped" or c["message"], f"{cid} skipped without a reason"
+    inconclusive = [f"{c['id']}: {c['message']}" for c in g.results["criteria"] if c["verdict"] == "inconclusive"]
+    assert len(inconclusive) <= MAX_INCONCLUSIVE_UNDER_LOAD, inconclusive
     undecided = [c for c in g.results["criteria"] if c["required"] and c["verdict"] == "inconclusive"]
     assert g.code == (1 if undecided else 0), g.stdout[-2000:]
     for f in ("results.json", "gradescope_results.json", "report.md"):

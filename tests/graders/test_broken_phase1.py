@@ -10,6 +10,8 @@ import pytest
 
 from gradelib import ROOT, make_submission, run_grade
 
+from graders.neighbour import busy_neighbour
+
 pytestmark = [pytest.mark.grading, pytest.mark.slow]
 
 
@@ -82,7 +84,9 @@ def test_a_throughput_that_times_too_much_fails(tmp_path):
     assert c["value"] > 35 and "grader" in c["message"]  # about half the grader's samples/s
 
 
-TWO_CALLS_PER_SAMPLE = {"latency.py": textwrap.dedent('''
+#: A correct Task 1.2 summary written the way a learner would (not the reference's code), shared by the
+#: timers below so that each differs from the others only in what it times.
+SUMMARY = textwrap.dedent('''
     import time
 
     import numpy as np
@@ -92,7 +96,9 @@ TWO_CALLS_PER_SAMPLE = {"latency.py": textwrap.dedent('''
         p50, p90, p95, p99 = np.percentile(a, [50, 90, 95, 99])
         return LatencyStats(a.mean(), a.std(), p50, p90, p95, p99, a.min(), a.max(), a.std() / a.mean(),
                             len(a), list(samples_ms))
+    ''')
 
+TWO_CALLS_PER_SAMPLE = {"latency.py": SUMMARY + textwrap.dedent('''
     def measure_latency(fn, *, warmup=10, iterations=100, sync=None):
         for _ in range(warmup):
             fn()
@@ -117,18 +123,8 @@ def test_a_steady_timer_of_the_wrong_thing_earns_no_run_to_run_credit(tmp_path):
     assert "not one call of fn" in r2r["message"], r2r["message"]
 
 
-DRIFTING_TIMER = {"latency.py": textwrap.dedent('''
-    import time
-
-    import numpy as np
-
+DRIFTING_TIMER = {"latency.py": SUMMARY + textwrap.dedent('''
     _RUNS = [0]
-
-    def summarize_latencies(samples_ms):
-        a = np.asarray(samples_ms, dtype=float)
-        p50, p90, p95, p99 = np.percentile(a, [50, 90, 95, 99])
-        return LatencyStats(a.mean(), a.std(), p50, p90, p95, p99, a.min(), a.max(), a.std() / a.mean(),
-                            len(a), list(samples_ms))
 
     def measure_latency(fn, *, warmup=10, iterations=100, sync=None):
         _RUNS[0] += 1
@@ -152,6 +148,58 @@ def test_a_timer_whose_figure_drifts_run_to_run_fails_on_its_own_spread(tmp_path
     # Either its spread fails it, or (when sleep overshoots) the gate: its p50 is not one call of fn.
     assert r2r["value"] > 5 and ("machine's own" in r2r["message"] or "not one call of fn" in r2r["message"])
     assert "timed region" in r2r["hint"] and "guide" in r2r["hint"]
+
+
+#: Tasks 1.2 and 1.3 done right, in a learner's own words: float perf_counter, a list, the median; not the
+#: reference's code. The walk-through that found a correct Task 1.2 failing under load graded code like this.
+LEARNER_STYLE = {
+    "latency.py": SUMMARY + textwrap.dedent('''
+        def measure_latency(fn, *, warmup=10, iterations=100, sync=None):
+            if warmup < 0 or iterations < 1:
+                raise ValueError("warmup >= 0 and iterations >= 1")
+            sync = sync or (lambda: None)
+            for _ in range(warmup):
+                fn()
+            sync()
+            times = []
+            for _ in range(iterations):
+                start = time.perf_counter()
+                fn()
+                sync()
+                times.append(time.perf_counter() - start)
+            return summarize_latencies([t * 1000.0 for t in times])
+        '''),
+    "throughput.py": textwrap.dedent('''
+        from .latency import measure_latency
+
+        def measure_throughput(predictor, make_batch, batch_sizes, *, warmup=3, iterations=20, sync=None):
+            if any(b < 1 for b in batch_sizes) or warmup < 0 or iterations < 1:
+                raise ValueError("bad arguments")
+            out = []
+            for bs in batch_sizes:
+                x = make_batch(bs)
+                ms = measure_latency(lambda: predictor(x), warmup=warmup, iterations=iterations, sync=sync).p50_ms
+                out.append(ThroughputPoint(batch_size=bs, samples_per_s=bs * 1000.0 / ms, latency_ms=ms))
+            return out
+        '''),
+}
+
+
+def test_a_correct_learner_implementation_never_fails_beside_a_busy_neighbour(tmp_path):
+    """Graded task by task, twice, while a CPU-bound process competes for the cores: never a fail; a
+    verdict the noise leaves undecided is inconclusive (at most one per grade), with the machine named."""
+    sub = make_submission(tmp_path, LEARNER_STYLE)
+    with busy_neighbour(1, max_s=600):
+        grades = [run_grade(tmp_path / f"t{task}-{i}", "--phase", "1", "--quick", "--task", str(task),
+                            "--submission", str(sub)) for i in range(2) for task in (2, 3)]
+    for g in grades:
+        assert "Traceback" not in g.stdout and not g.results["grader_errors"], g.stdout[-3000:]
+        assert "fail" not in g.verdicts.values(), [(c["id"], c["message"]) for c in g.results["criteria"]]
+        undecided = [c for c in g.results["criteria"] if c["verdict"] == "inconclusive"]
+        assert len(undecided) <= 1, [(c["id"], c["message"]) for c in undecided]
+        assert all("not your code" in c["hint"] for c in undecided), undecided
+    assert {"p1.stats_exact", "p1.known_latency", "p1.p50_agrees", "p1.run_to_run"} <= set(grades[0].verdicts)
+    assert set(grades[1].verdicts) == {"p1.throughput_agrees"}
 
 
 def test_submission_that_cannot_be_imported(tmp_path):

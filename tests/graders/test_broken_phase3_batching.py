@@ -1,5 +1,6 @@
 """Part p3.batching graded end to end on broken batchers: one that runs requests one by one, or is
-fast but hands out the wrong rows, gets no throughput credit."""
+fast but hands out the wrong rows, gets no throughput credit; one that waits for full batches misses
+the latency bound, machine stalls or not."""
 from __future__ import annotations
 
 import textwrap
@@ -83,3 +84,30 @@ def test_a_fast_but_wrong_batcher_gets_no_credit(tmp_path):
     assert speed["verdict"] == "fail" and "no speed credit" in speed["message"], speed
     assert speed["details"]["wrong_outputs"] > 0
     assert g.verdicts["p3.batching.latency_bound"] == "fail"
+
+
+# Correct and batched, but it waits for a full batch (up to 150 ms), not for max_queue_delay_ms: at a light
+# load every request waits for 15 others. The machine-stall canary must not excuse it.
+_WAIT = """
+            while not self._queue and not self._closing:
+                self._cond.wait()
+"""
+FULL_BATCH_WAITER = ONE_BY_ONE.replace(_WAIT, _WAIT + """\
+            give_up = time.perf_counter_ns() + 150_000_000
+            while (len(self._queue) < self.config.max_batch_size and not self._closing
+                   and time.perf_counter_ns() < give_up):
+                self._cond.wait(0.005)
+""").replace("DynamicBatcher._take, DynamicBatcher._reverse = 1, False",
+             "DynamicBatcher._take, DynamicBatcher._reverse = 16, False")
+
+
+def test_a_batcher_that_waits_for_a_full_batch_misses_the_latency_bound(tmp_path):
+    assert _WAIT in ONE_BY_ONE and "give_up" in FULL_BATCH_WAITER
+    sub = make_submission(tmp_path, {"batcher.py": FULL_BATCH_WAITER}, "phase3_advanced/batching")
+    g = run_grade(tmp_path / "full", "--phase", "3", "--quick", "--task", "1", "--submission", str(sub))
+    assert "Traceback" not in g.stdout, g.stdout[-2000:]
+    assert g.verdicts["p3.batching.correct_under_load"] == "pass"
+    late = g.criterion("p3.batching.latency_bound")
+    assert late["verdict"] == "fail" and late["points"] == 0, late["message"]
+    assert late["value"] > 150, late["message"]
+    assert "canary" in late["message"] or "no machine stall" in late["message"], late["message"]

@@ -24,6 +24,23 @@ def test_a_partial_pass_says_how_far_from_full_marks():
     assert spec.guide in h
 
 
+def test_a_partial_pass_says_what_usually_closes_the_gap_not_the_fail_advice():
+    spec, th = _spec()
+    assert spec.to_full and spec.to_full != spec.hint
+    h = compose_hint(spec, th, verdict="pass", points=8.0, value=9.0)
+    assert spec.to_full in h and spec.hint not in h
+
+
+def test_every_partially_scored_timing_criterion_says_how_to_reach_full_marks():
+    timed = {"p1.known_latency", "p1.p50_agrees", "p1.run_to_run", "p1.throughput_agrees", "p1.device_rows",
+             "p2.quantization.dynamic_speedup", "p2.quantization.onnx_speedup_eager",
+             "p2.quantization.onnx_speedup_ort", "p2.compilation.ort_speedup",
+             "p3.batching.speedup", "p3.batching.latency_bound", "p3.batching.pool_throughput"}
+    criteria = {cid: c for phase in (1, 2, 3) for cid, c in load_outcomes(phase).criteria.items()}
+    assert timed <= set(criteria)
+    assert [cid for cid in sorted(timed) if not criteria[cid].to_full] == []
+
+
 def test_the_criterion_s_own_diagnosis_replaces_the_guide_s_advice():
     spec, th = _spec()
     h = compose_hint(spec, th, verdict="fail", points=0, value=50.0, measured_hint=timed_region_hint(2.02))

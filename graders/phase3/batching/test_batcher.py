@@ -10,10 +10,15 @@ import collections
 import random
 from dataclasses import dataclass
 
-from ...harness import UnbatchedServer, closed_loop, cuda_sync, paired_ratio, percentile_label, poisson, summarize
+from ...harness import (Stalls, UnbatchedServer, closed_loop, cuda_sync, gc_paused, paired_ratio, percentile_label,
+                        poisson, summarize, watch_stalls)
 from ...plugin import criterion
 from .common import atol_for, cpu_threads, device_of, make_batcher, no_tf32, probe, stop
 from .workloads import Instrumented, build, compare, expected_outputs, fresh_inputs, tags_of
+
+
+#: Measurements of p3.batching.latency_bound at most, while a machine stall could explain a missed bound.
+LATENCY_ATTEMPTS = 3
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -166,6 +171,13 @@ def test_latency_bound(grade, learner, timer):
     delay at every arrival, blows the bound. Calibration: the reference's worst p99 is 35-50% of the
     bound on the 2-core development machine (up to 85% with 700 closed-loop requests on a machine
     loaded by other jobs, hence 2,000).
+
+    Machine stalls: a canary process watches the same window (``watch_stalls``) and the grader's
+    garbage collector is paused. The figure's interval runs from the worst p99 less the longest
+    stall (and one batch to clear the backlog it left) up to the worst p99. An attempt whose interval
+    straddles 100 % is measured again (``LATENCY_ATTEMPTS`` in all at most); still straddling, the
+    verdict is inconclusive, never a fail. A batcher that misses the bound with no stall to explain
+    it fails at once.
     """
     no_tf32(grade)
     dev = device_of(grade)
@@ -175,42 +187,86 @@ def test_latency_bound(grade, learner, timer):
     # 2,000 closed-loop requests (125 batches): a p99 that one preempted batch of 16 cannot decide alone.
     n_closed, n_poisson = 2000, (400 if grade.quick else 700)
     q_poisson = 95 if n_poisson < 662 else 99   # LoadGen's minimum for p99 is 662 samples
+    attempts: list[_LatencyAttempt] = []
     with cpu_threads(grade):
         x16 = fresh_inputs(mbs, shape)
         c_ms = timer.time(lambda: inst(x16), repeats=20, warmup=5, sync=cuda_sync if grade.cuda else None).median_ms
         bound = delay + c_ms + (2 * c_ms + 20.0)
         xs_c, xs_p = fresh_inputs(n_closed, shape), fresh_inputs(n_poisson, shape)
         want_c, want_p = expected_outputs(model, xs_c, dev), expected_outputs(model, xs_p, dev)
-        batcher = make_batcher(learner, inst, input_shape=shape, max_batch_size=mbs, max_queue_delay_ms=delay,
-                               max_queue_size=1024)
-        try:
-            probe(learner, batcher.submit, fresh_inputs(1, shape)[0])
-            closed = closed_loop(batcher.submit, xs_c, concurrency=mbs, total_timeout_s=60)
-            arrivals = poisson(batcher.submit, xs_p, rate_per_s=rate, seed=random.SystemRandom().randrange(2**31))
-        finally:
-            stop(batcher)
-    bad_c, _ = compare(closed.outputs, want_c, atol_for(grade))
-    bad_p, _ = compare(arrivals.outputs, want_p, atol_for(grade))
+        while len(attempts) < LATENCY_ATTEMPTS:
+            batcher = make_batcher(learner, inst, input_shape=shape, max_batch_size=mbs, max_queue_delay_ms=delay,
+                                   max_queue_size=1024)
+            try:
+                probe(learner, batcher.submit, fresh_inputs(1, shape)[0])
+                with gc_paused(), watch_stalls() as stalls:
+                    closed = closed_loop(batcher.submit, xs_c, concurrency=mbs, total_timeout_s=60)
+                    arrivals = poisson(batcher.submit, xs_p, rate_per_s=rate,
+                                       seed=random.SystemRandom().randrange(2**31))
+            finally:
+                stop(batcher)
+            a = _LatencyAttempt(closed, arrivals, stalls, q_poisson, c_ms,
+                                wrong=len(compare(closed.outputs, want_c, atol_for(grade))[0])
+                                + len(compare(arrivals.outputs, want_p, atol_for(grade))[0]))
+            attempts.append(a)
+            if a.wrong or closed.failed or arrivals.failed or a.worst <= bound or a.low > bound:
+                break                       # decided: wrong answers, within the bound, or late with no excuse
+    closed, arrivals, stalls = a.closed, a.arrivals, a.stalls
     lc, lp = closed.latency(), arrivals.latency()
-    p_closed, p_poisson = lc.p99, (lp.p99 if q_poisson == 99 else lp.p95)
-    lag = summarize(arrivals.lag_ms)
+    label = percentile_label(q_poisson, arrivals.completed)
     details = {"bound_ms": bound, "max_queue_delay_ms": delay, "batch_compute_ms": c_ms,
                "slack_ms": 2 * c_ms + 20.0, "closed_concurrency": mbs, "closed_p50_ms": lc.median,
                "closed_p99_ms": lc.p99, "closed_n": closed.completed, "poisson_rate_req_s": rate,
                "poisson_p50_ms": lp.median, "poisson_p95_ms": lp.p95, "poisson_p99_ms": lp.p99,
-               "poisson_n": arrivals.completed, "poisson_graded": percentile_label(q_poisson, arrivals.completed),
-               "sender_lag_p99_ms": lag.p99,
+               "poisson_n": arrivals.completed, "poisson_graded": label,
+               "sender_lag_p99_ms": summarize(arrivals.lag_ms).p99,
+               "attempts": len(attempts), "attempt_worst_ms": [t.worst for t in attempts],
+               "machine_longest_stall_ms": [t.stalls.longest_ms for t in attempts],
+               "machine_stalls_measured": stalls.available,
                "samples": {"closed-loop latency ms": [v for v in closed.latency_ms if v == v],
                            "poisson latency ms": [v for v in arrivals.latency_ms if v == v]},
                "samples_unit": "ms"}
-    if closed.failed or arrivals.failed or bad_c or bad_p:
+    if closed.failed or arrivals.failed or a.wrong:
         grade.fail(f"{closed.failed + arrivals.failed} requests failed ({closed.error_kinds() or arrivals.error_kinds()}) "
-                   f"and {len(bad_c) + len(bad_p)} got a wrong output: latency is only graded when every "
-                   f"answer is right", details=details)
+                   f"and {a.wrong} got a wrong output: latency is only graded when every answer is right",
+                   details=details)
         return
-    worst = max(p_closed, p_poisson)
-    label = percentile_label(q_poisson, arrivals.completed)
-    grade.record(100.0 * worst / bound, details=details,
+    again = f"; attempt {len(attempts)} of {LATENCY_ATTEMPTS}" if len(attempts) > 1 else ""
+    grade.record(100.0 * a.worst / bound, details=details,
+                 interval=(100.0 * a.low / bound, 100.0 * a.worst / bound), noisy=a.low <= bound < a.worst,
                  message=f"bound {bound:.1f} ms = delay {delay:g} + batch compute {c_ms:.1f} + slack "
-                         f"{2 * c_ms + 20:.1f}; closed loop ({mbs} clients) p99 {p_closed:.1f} ms; Poisson "
-                         f"{rate:g} req/s {label} {p_poisson:.1f} ms (p50 {lp.median:.1f} ms)")
+                         f"{2 * c_ms + 20:.1f}; closed loop ({mbs} clients) p99 {a.p_closed:.1f} ms; Poisson "
+                         f"{rate:g} req/s {label} {a.p_poisson:.1f} ms (p50 {lp.median:.1f} ms); "
+                         f"{stalls.describe()}{again}")
+
+
+@dataclass
+class _LatencyAttempt:
+    """One measurement of p3.batching.latency_bound: both loads, what the canary saw, the worst p99 (ms)."""
+
+    closed: object
+    arrivals: object
+    stalls: Stalls
+    q_poisson: int
+    batch_ms: float
+    wrong: int
+
+    @property
+    def p_closed(self) -> float:
+        return self.closed.latency().p99
+
+    @property
+    def p_poisson(self) -> float:
+        lp = self.arrivals.latency()
+        return lp.p99 if self.q_poisson == 99 else lp.p95
+
+    @property
+    def worst(self) -> float:
+        return max(self.p_closed, self.p_poisson)
+
+    @property
+    def low(self) -> float:
+        """The worst p99 less what the machine's longest stall (and the batch to clear its backlog) can add."""
+        if self.stalls.longest_ms <= 0:
+            return self.worst
+        return max(0.0, self.worst - self.stalls.longest_ms - self.batch_ms)
