@@ -85,7 +85,7 @@ def test_a_throughput_that_times_too_much_fails(tmp_path):
 
 
 #: A correct Task 1.2 summary written the way a learner would (not the reference's code), shared by the
-#: timers below so that each differs from the others only in what it times.
+#: timers below so that each differs from the others only in its measure_latency.
 SUMMARY = textwrap.dedent('''
     import time
 
@@ -98,18 +98,27 @@ SUMMARY = textwrap.dedent('''
                             len(a), list(samples_ms))
     ''')
 
-TWO_CALLS_PER_SAMPLE = {"latency.py": SUMMARY + textwrap.dedent('''
-    def measure_latency(fn, *, warmup=10, iterations=100, sync=None):
-        for _ in range(warmup):
-            fn()
-        samples = []
-        for _ in range(iterations):
-            t0 = time.perf_counter()
-            fn()
-            fn()  # steady, and twice too slow
-            samples.append((time.perf_counter() - t0) * 1e3)
-        return summarize_latencies(samples)
-    ''')}
+def _timer_that_also(extra: str) -> dict[str, str]:
+    """A Task 1.2 submission whose timed region holds ``fn()`` and then ``extra`` (one line of code);
+    ``_RUNS[0]`` counts the calls of measure_latency, so ``extra`` can change from run to run."""
+    return {"latency.py": SUMMARY + textwrap.dedent('''
+        _RUNS = [0]
+
+        def measure_latency(fn, *, warmup=10, iterations=100, sync=None):
+            _RUNS[0] += 1
+            for _ in range(warmup):
+                fn()
+            samples = []
+            for _ in range(iterations):
+                t0 = time.perf_counter()
+                fn()
+                EXTRA
+                samples.append((time.perf_counter() - t0) * 1e3)
+            return summarize_latencies(samples)
+        ''').replace("EXTRA", extra)}
+
+
+TWO_CALLS_PER_SAMPLE = _timer_that_also("fn()  # steady, and twice too slow")
 
 
 def test_a_steady_timer_of_the_wrong_thing_earns_no_run_to_run_credit(tmp_path):
@@ -123,21 +132,8 @@ def test_a_steady_timer_of_the_wrong_thing_earns_no_run_to_run_credit(tmp_path):
     assert "not one call of fn" in r2r["message"], r2r["message"]
 
 
-DRIFTING_TIMER = {"latency.py": SUMMARY + textwrap.dedent('''
-    _RUNS = [0]
-
-    def measure_latency(fn, *, warmup=10, iterations=100, sync=None):
-        _RUNS[0] += 1
-        for _ in range(warmup):
-            fn()
-        samples = []
-        for _ in range(iterations):
-            t0 = time.perf_counter()
-            fn()
-            time.sleep(0.00012 * (_RUNS[0] % 4))  # extra work in the timed region that changes run by run
-            samples.append((time.perf_counter() - t0) * 1e3)
-        return summarize_latencies(samples)
-    ''')}
+# Extra work in the timed region that changes run by run.
+DRIFTING_TIMER = _timer_that_also("time.sleep(0.00012 * (_RUNS[0] % 4))")
 
 
 def test_a_timer_whose_figure_drifts_run_to_run_fails_on_its_own_spread(tmp_path):

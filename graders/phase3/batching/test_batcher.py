@@ -10,8 +10,8 @@ import collections
 import random
 from dataclasses import dataclass
 
-from ...harness import (Stalls, UnbatchedServer, closed_loop, cuda_sync, gc_paused, paired_ratio, percentile_label,
-                        poisson, summarize, watch_stalls)
+from ...harness import (LoadRun, Stalls, UnbatchedServer, closed_loop, cuda_sync, gc_paused, paired_ratio,
+                        percentile_label, poisson, summarize, watch_stalls)
 from ...plugin import criterion
 from .common import atol_for, cpu_threads, device_of, make_batcher, no_tf32, probe, stop
 from .workloads import Instrumented, build, compare, expected_outputs, fresh_inputs, tags_of
@@ -244,8 +244,8 @@ def test_latency_bound(grade, learner, timer):
 class _LatencyAttempt:
     """One measurement of p3.batching.latency_bound: both loads, what the canary saw, the worst p99 (ms)."""
 
-    closed: object
-    arrivals: object
+    closed: LoadRun
+    arrivals: LoadRun
     stalls: Stalls
     q_poisson: int
     batch_ms: float
