@@ -58,13 +58,16 @@ class PairedResult:
         return self.noise > NOISE_LIMIT
 
     def details(self, a_name: str = "A", b_name: str = "B") -> dict[str, Any]:
+        """Figures for the reports; ``a_name`` / ``b_name`` name the sides in what is over what."""
+        over = f"time {a_name} / time {b_name}"
         return {
+            "ratio_of": f"{over} (above 1: {b_name} is faster)",
             "median_ratio": self.median, "ratio_q1": self.ratios.q1, "ratio_q3": self.ratios.q3,
             "median_interval": list(self.interval), "ratio_spread": self.ratios.spread, "ratio_noise": self.noise,
             "pairs": self.ratios.n, "attempts": self.attempts,
             "attempt_spreads": self.spreads,
             f"{a_name}_median_ms": self.a_ms.median, f"{b_name}_median_ms": self.b_ms.median,
-            "samples": {f"paired ratio {a_name}/{b_name}": self.ratios.samples},
+            "samples": {f"paired ratio {over} (speed-up of {b_name})": self.ratios.samples},
             "samples_unit": "x",
         }
 

@@ -26,6 +26,9 @@ __all__ = [
     "fmt_target",
     "fmt_value",
     "fingerprint_items",
+    "needs_next_step",
+    "next_step_text",
+    "is_partial",
     "fingerprint_line",
     "json_safe",
     "names_guide",
@@ -33,6 +36,7 @@ __all__ = [
     "totals_line",
     "truncate",
     "verdict_label",
+    "wrap_text",
 ]
 
 DASH = "—"
@@ -164,6 +168,39 @@ def names_guide(text: str, guide: str) -> bool:
     return guide in text or bool(key and key in text)
 
 
+def is_partial(c: CriterionResult) -> bool:
+    """A pass that earned less than its points: the learner can still reach full marks."""
+    p, m = _as_float(c.points), _as_float(c.max_points)
+    return c.verdict == "pass" and p is not None and m is not None and p < m - 1e-9
+
+
+def needs_next_step(c: CriterionResult) -> bool:
+    """Whether "What to do next" lists ``c``: not passed (and not skipped), or passed short of full marks."""
+    return c.verdict not in ("pass", "skipped") or is_partial(c)
+
+
+def next_step_text(c: CriterionResult) -> str:
+    """What the learner should do about ``c``: its hint (for a partial pass, how to reach full marks), with
+    the guide section appended unless the hint already names it; "" when there is nothing to do.
+
+    A partial pass without a hint still says where full marks start and what was measured.
+    """
+    if not needs_next_step(c):
+        return ""
+    hint = " ".join(str(c.hint or "").split())
+    if not hint and is_partial(c):
+        full = _as_float(c.threshold_full)
+        where = (f"full marks at {_SIGNS.get(c.better, '')} {fmt_value(full, c.unit, ratio_decimal=True)}"
+                 if full is not None else "full marks need a better value")
+        hint = (f"{fmt_points(c.points)}/{fmt_points(c.max_points)}: {where.replace('  ', ' ')}, "
+                f"measured {fmt_value(c.value, c.unit)}.")
+    if not hint and c.verdict == "fail" and c.message:
+        hint = " ".join(str(c.message).split())
+    if c.guide and not names_guide(hint, c.guide):
+        hint = f"{hint} (guide: {c.guide})" if hint else f"see {c.guide}"
+    return hint
+
+
 def verdict_label(verdict: str) -> str:
     """``pass`` -> ``PASS``; unknown verdicts are shown as given, upper-cased."""
     return str(verdict).upper()
@@ -184,6 +221,49 @@ def truncate(text: Any, width: int) -> str:
     if space > 0 and s[len(head)] != " ":
         head = head[:space]
     return head.rstrip(" ,;:") + "…"
+
+
+#: Where a word too long for its line may break, strongest first: after a dot, slash or anchor, else
+#: after other punctuation.
+_BREAK_AFTER = ("./#", "_-:,;=&?")
+
+
+def _split_token(token: str, width: int) -> list[str]:
+    """A word longer than ``width`` cut into pieces after punctuation (``p2.compilation.`` /
+    ``compile_speedup_cuda``); only a run with no punctuation at all is cut at ``width``."""
+    pieces = []
+    while len(token) > width:
+        cuts = [max((i + 1 for i, ch in enumerate(token[:width]) if ch in marks), default=0)
+                for marks in _BREAK_AFTER]
+        # the strongest mark that leaves a third of the line used, else any mark, else the width
+        cut = next((c for c in cuts if c >= max(1, width // 3)), max(cuts)) or width
+        pieces.append(token[:cut])
+        token = token[cut:]
+    return pieces + ([token] if token else [])
+
+
+def wrap_text(text: Any, width: int) -> list[str]:
+    """``text`` wrapped into lines of at most ``width`` characters, every character kept.
+
+    Lines break between words; a word that alone is longer than ``width`` (an id, a path) breaks after
+    its punctuation. Nothing is ever cut off or replaced by "…". Empty text gives ``[""]``.
+    """
+    width = max(1, int(width))
+    lines: list[str] = []
+    line = ""
+    for word in str(text if text is not None else "").split():
+        if len(word) > width:  # too long for any line: whole lines of its pieces, the rest continues
+            if line:
+                lines.append(line)
+            *whole, line = _split_token(word, width)
+            lines += whole
+        elif line and len(line) + 1 + len(word) <= width:
+            line += " " + word
+        else:
+            if line:
+                lines.append(line)
+            line = word
+    return [*lines, line] if line or not lines else lines
 
 
 # ## Totals ################################################################################

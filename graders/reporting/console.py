@@ -1,12 +1,15 @@
 """The console table a learner reads after ``make grade``: plain text, no colours, no dependencies.
 
 Layout, top to bottom: the criteria table, "What to do next" (every criterion not passed or
-skipped, in table order, with its message and hint), "Skipped" (reasons), grader errors, the
-totals line, the exit-code meaning and a one-line machine summary.
+skipped, and every pass short of full marks, in table order, with its message and hint or how to
+reach full marks), "Skipped" (reasons), grader errors, the totals line, the exit-code meaning and a
+one-line machine summary.
+
+Nothing is cut mid-word: a table cell too long for its column wraps onto continuation lines, and
+messages wrap at the line width (a message longer than ``_MAX_TEXT`` ends at a word, pointing at
+report.md for the rest).
 """
 from __future__ import annotations
-
-import textwrap
 
 from graders.records import CriterionResult, GradeRun
 from graders.reporting._format import (
@@ -17,10 +20,13 @@ from graders.reporting._format import (
     fmt_points,
     fmt_target,
     fmt_value,
-    names_guide,
+    is_partial,
+    needs_next_step,
+    next_step_text,
     totals_line,
     truncate,
     verdict_label,
+    wrap_text,
 )
 
 __all__ = ["format_console", "table_rows", "TABLE_HEADERS"]
@@ -30,6 +36,12 @@ TABLE_HEADERS = ("id", "criterion", "value", "target", "verdict", "points")
 #: Longest message or hint shown in the console; the full text is in report.md and results.json.
 _MAX_TEXT = 600
 _GAP = "  "
+#: Narrowest line the console is laid out for (a terminal's usual 80 columns).
+_MIN_WIDTH = 80
+#: The criterion column never gets narrower than this (the id column gives way first).
+_MIN_TITLE = 20
+#: (column, narrowest width) given up, in order, when the table is wider than the line.
+_SHRINK = ((0, 12), (3, 12), (1, 12), (2, 8))
 
 
 def table_rows(run: GradeRun) -> list[tuple[str, str, str, str, str, str]]:
@@ -48,16 +60,24 @@ def table_rows(run: GradeRun) -> list[tuple[str, str, str, str, str, str]]:
 
 
 def _column_widths(rows: list[tuple[str, ...]], width: int) -> list[int]:
-    """Fixed columns sized to their content (capped); the criterion column takes what is left."""
-    caps = {0: 28, 2: 16, 3: 30, 4: 12, 5: 11}
+    """Columns sized to their content (capped); the criterion column takes what is left, at least
+    ``_MIN_TITLE``; when even that does not fit, the id, target, criterion and value columns give way in
+    that order (their cells wrap; ids at the dots)."""
+    caps = {0: 36, 2: 16, 3: 30, 4: 12, 5: 11}
     widths = [len(h) for h in TABLE_HEADERS]
     for row in rows:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
     for i, cap in caps.items():
         widths[i] = min(widths[i], cap)
-    fixed = sum(w for i, w in enumerate(widths) if i != 1) + len(_GAP) * (len(TABLE_HEADERS) - 1)
-    widths[1] = max(12, min(widths[1], width - fixed))
+    gaps = len(_GAP) * (len(TABLE_HEADERS) - 1)
+    fixed = sum(w for i, w in enumerate(widths) if i != 1) + gaps
+    widths[1] = max(_MIN_TITLE, min(widths[1], width - fixed))
+    for i, floor in _SHRINK:  # still too wide (a narrow terminal): these columns wrap, in this order
+        over = sum(widths) + gaps - width
+        if over <= 0:
+            break
+        widths[i] = max(min(floor, widths[i]), widths[i] - over)
     return widths
 
 
@@ -66,15 +86,17 @@ def _format_table(run: GradeRun, width: int) -> list[str]:
     widths = _column_widths(rows, width)
 
     def line(cells: tuple[str, ...]) -> list[str]:
-        """One row; the criterion title wraps onto continuation lines instead of being cut."""
-        title = textwrap.wrap(cells[1], widths[1]) or [""]
+        """One row; a cell too long for its column wraps onto continuation lines instead of being cut."""
+        wrapped = [wrap_text(cell, w) for cell, w in zip(cells, widths)]
         out = []
-        for i, (cell, w) in enumerate(zip(cells, widths)):
-            cell = title[0] if i == 1 else truncate(cell, w)
-            # numbers read best right-aligned; text left-aligned
-            out.append(cell.rjust(w) if i in (2, 5) else cell.ljust(w))
-        pad = " " * (widths[0] + len(_GAP))
-        return [_GAP.join(out).rstrip()] + [pad + more for more in title[1:]]
+        for k in range(max(len(w) for w in wrapped)):
+            parts = []
+            for i, (cell_lines, w) in enumerate(zip(wrapped, widths)):
+                cell = cell_lines[k] if k < len(cell_lines) else ""
+                # numbers read best right-aligned; text left-aligned
+                parts.append(cell.rjust(w) if i in (2, 5) else cell.ljust(w))
+            out.append(_GAP.join(parts).rstrip())
+        return out
 
     lines = line(TABLE_HEADERS) + [_GAP.join("-" * w for w in widths)]
     for r in rows:
@@ -85,29 +107,29 @@ def _format_table(run: GradeRun, width: int) -> list[str]:
 
 
 def _wrapped(label: str, text: str, width: int, indent: str = "    ") -> list[str]:
-    text = truncate(text, _MAX_TEXT)
+    """``label`` + ``text`` wrapped at ``width`` under ``indent`` (continuations 2 further in); a text
+    over ``_MAX_TEXT`` characters ends at a word and says where the rest is."""
+    text = " ".join(str(text or "").split())
     if not text:
         return []
-    return textwrap.wrap(f"{label}{text}", width=max(40, width), initial_indent=indent,
-                         subsequent_indent=indent + "  ", break_long_words=True)
-
-
-def _hint_text(c: CriterionResult) -> str:
-    """The hint, with the guide section appended unless the hint already names it."""
-    hint = (c.hint or "").strip()
-    if c.guide and not names_guide(hint, c.guide):
-        hint = f"{hint} (guide: {c.guide})" if hint else f"see {c.guide}"
-    return hint
+    if len(text) > _MAX_TEXT:
+        text = truncate(text, _MAX_TEXT) + " (full text in report.md)"
+    body = wrap_text(f"{label}{text}", max(20, width - len(indent) - 2))
+    return [indent + body[0]] + [indent + "  " + more for more in body[1:]]
 
 
 def _next_steps(todo: list[CriterionResult], width: int) -> list[str]:
     lines = ["", "What to do next"]
     for c in todo:
-        lines.append(truncate(f"- {c.id} [{verdict_label(c.verdict)}] {c.title}", width))
+        verdict = verdict_label(c.verdict)
+        if is_partial(c):
+            verdict += f" {fmt_points(c.points)}/{fmt_points(c.max_points)}"
+        lines += _wrapped("", f"- {c.id} [{verdict}] {c.title}", width, indent="")
         lines += _wrapped("", f"measured {fmt_value(c.value, c.unit)}, target {fmt_target(c)}",
                           width)
         lines += _wrapped("", c.message, width)
-        lines += _wrapped("hint: ", _hint_text(c), width)
+        label = "to reach full marks: " if is_partial(c) else "hint: "
+        lines += _wrapped(label, next_step_text(c), width)
     return lines
 
 
@@ -116,14 +138,14 @@ def format_console(run: GradeRun, *, width: int = 110) -> str:
 
     Args:
         run: the finished grade.
-        width: target line width in characters; the criterion titles are truncated to fit.
+        width: target line width in characters (at least 80); longer cells and messages wrap to fit.
     Returns:
         Plain text: table, next steps, skipped reasons, grader errors, totals and machine lines.
     """
-    width = max(60, int(width))
+    width = max(_MIN_WIDTH, int(width))
     lines = _format_table(run, width)
 
-    todo = [c for c in run.criteria if c.verdict not in ("pass", "skipped")]
+    todo = [c for c in run.criteria if needs_next_step(c)]
     if todo:
         lines += _next_steps(todo, width)
 
@@ -131,7 +153,7 @@ def format_console(run: GradeRun, *, width: int = 110) -> str:
     if skipped:
         lines += ["", "Skipped"]
         for c in skipped:
-            lines.append(truncate(f"- {c.id}: {c.message or 'no reason given'}", width))
+            lines += _wrapped("", f"- {c.id}: {c.message or 'no reason given'}", width, indent="")
 
     if run.grader_errors:
         lines += ["", "Grader errors (exit 2)"]
@@ -140,7 +162,7 @@ def format_console(run: GradeRun, *, width: int = 110) -> str:
 
     if any(c.verdict == "inconclusive" for c in run.criteria):
         lines.append("")
-        lines += textwrap.wrap(INCONCLUSIVE_NOTE, width=width)
+        lines += wrap_text(INCONCLUSIVE_NOTE, width)
 
     code = run.exit_code
     lines += [
@@ -148,5 +170,6 @@ def format_console(run: GradeRun, *, width: int = 110) -> str:
         totals_line(run),
         f"Exit code {code}: {EXIT_MEANINGS.get(code, DASH)}.",
     ]
-    lines += textwrap.wrap(fingerprint_line(run.fingerprint), width=width, subsequent_indent="  ")
+    machine = wrap_text(fingerprint_line(run.fingerprint), width - 2)
+    lines += machine[:1] + ["  " + more for more in machine[1:]]
     return "\n".join(lines) + "\n"

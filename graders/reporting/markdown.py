@@ -1,10 +1,12 @@
 """``report.md``: the human report, with PNG plots in ``plots/`` beside it.
 
 Sections: summary (points, verdict counts, exit code), machine fingerprint, the criteria table
-(same columns as the console) with the points chart, what to do next, the history of this copy's
-grades when one is given (``graders.reporting.history``), one section per criterion (verdict, value
-against target, message, hint, guide link, plot, key figures from ``details``), and, when any plot
-could not be drawn, the reason. Plots never make the report fail.
+(same columns as the console) with the points chart, what to do next (every criterion not passed,
+and every pass short of full marks with how to reach them), the history of this copy's grades when
+one is given (``graders.reporting.history``), one section per criterion (verdict, value against
+target, message, hint, guide link, plot, key figures from ``details``), a glossary of every key
+figure shown (``graders.reporting.glossary``), and, when any plot could not be drawn, the reason.
+Plots never make the report fail.
 """
 from __future__ import annotations
 
@@ -24,15 +26,18 @@ from graders.reporting._format import (
     fmt_points,
     fmt_target,
     fmt_value,
+    is_partial,
+    needs_next_step,
+    next_step_text,
     totals_line,
-    truncate,
     verdict_label,
 )
 from graders.reporting.console import TABLE_HEADERS, table_rows
+from graders.reporting.glossary import glossary_rows
 from graders.reporting.history import history_section
 from graders.reporting.plots import write_plots
 
-__all__ = ["write_markdown_report", "guide_link"]
+__all__ = ["write_markdown_report", "guide_link", "key_figures"]
 
 #: Longest message/hint kept in report.md (results.json keeps everything).
 _MAX_TEXT = 4000
@@ -57,7 +62,11 @@ def _table(headers: tuple[str, ...] | list[str], rows: list[tuple[str, ...]]) ->
 
 def _para(text: Any) -> str:
     s = str(text or "").strip()
-    return s if len(s) <= _MAX_TEXT else s[: _MAX_TEXT - 1] + "… (cut; full text in results.json)"
+    if len(s) <= _MAX_TEXT:
+        return s
+    head = s[:_MAX_TEXT]
+    cut = max(head.rfind(" "), head.rfind("\n"))
+    return (head[:cut] if cut > 0 else head).rstrip(" ,;:") + "… (cut; full text in results.json)"
 
 
 def guide_link(guide: str, out_dir: str | Path, repo_root: str | Path | None = None) -> str:
@@ -97,13 +106,21 @@ def _scalar_text(v: Any) -> str | None:
     return None
 
 
-def _key_figures(details: Any) -> list[tuple[str, str]]:
-    """Scalar entries of ``details`` (one nested level flattened), raw samples left out."""
+#: ``details`` entries that are never key figures: raw samples (plotted instead).
+_NOT_FIGURES = ("samples",)
+
+
+def key_figures(details: Any, limit: int | None = _MAX_FIGURES) -> list[tuple[str, str]]:
+    """The "figure | value" rows report.md shows for ``details``: scalar entries and short lists, one
+    nested level flattened as ``parent.child``, raw samples left out; at most ``limit`` rows (None: all).
+
+    Every figure name shown here needs an entry in :mod:`graders.reporting.glossary`.
+    """
     if not isinstance(details, dict):
         return []
     rows: list[tuple[str, str]] = []
     for key, v in details.items():
-        if key == "samples":
+        if key in _NOT_FIGURES:
             continue
         if isinstance(v, dict):
             for sub, sv in v.items():
@@ -114,7 +131,7 @@ def _key_figures(details: Any) -> list[tuple[str, str]]:
             text = _scalar_text(v)
             if text is not None:
                 rows.append((str(key), text))
-    return rows[:_MAX_FIGURES]
+    return rows if limit is None else rows[:limit]
 
 
 # ## Sections ################################################################################
@@ -162,12 +179,14 @@ def _criterion_section(c: CriterionResult, out_dir: Path, plot: Path | None,
     ]
     if c.message:
         lines += ["", _para(c.message)]
-    if c.hint and c.verdict != "pass":
-        lines += ["", f"**Hint:** {_para(c.hint)}"]
+    step = next_step_text(c)
+    if step:
+        label = "To reach full marks" if is_partial(c) else "Hint"
+        lines += ["", f"**{label}:** {_para(step)}"]
     if plot is not None:
         rel = Path(os.path.relpath(plot, out_dir)).as_posix()
         lines += ["", f"![samples for {c.id}]({rel})"]
-    figures = _key_figures(c.details)
+    figures = key_figures(c.details)
     if figures:
         lines += ["", *_table(["figure", "value"], figures)]
     return lines + [""]
@@ -210,15 +229,17 @@ def write_markdown_report(run: GradeRun, out_dir: str | Path, *,
     if "points" in plots:
         lines += ["", "![points per criterion](plots/points.png)"]
 
-    todo = [c for c in run.criteria if c.verdict not in ("pass", "skipped")]
+    todo = [c for c in run.criteria if needs_next_step(c)]
     skipped = [c for c in run.criteria if c.verdict == "skipped"]
     if todo or skipped:
         lines += ["", "## What to do next", ""]
         for c in todo:
-            lines.append(f"- `{c.id}` **{verdict_label(c.verdict)}**: "
-                         f"{truncate(c.hint or c.message or c.guide or DASH, 300)}")
+            verdict = verdict_label(c.verdict)
+            if is_partial(c):
+                verdict += f" {fmt_points(c.points)}/{fmt_points(c.max_points)}, to reach full marks"
+            lines.append(f"- `{c.id}` **{verdict}**: {_cell(_para(next_step_text(c) or DASH))}")
         for c in skipped:
-            lines.append(f"- `{c.id}` SKIPPED: {truncate(c.message or 'no reason given', 300)}")
+            lines.append(f"- `{c.id}` SKIPPED: {_cell(_para(c.message or 'no reason given'))}")
 
     progress = history_section(run, out_dir, history or [])
     if progress:
@@ -228,6 +249,13 @@ def write_markdown_report(run: GradeRun, out_dir: str | Path, *,
         lines += ["", "## Criteria in detail", ""]
         for c in run.criteria:
             lines += _criterion_section(c, out_dir, plots.get(c.id), repo_root)
+
+    shown = [name for c in run.criteria for name, _ in key_figures(c.details)]
+    if shown:
+        lines += ["", "## Glossary", "",
+                  "What each figure in the tables above means (units in the sentence).", ""]
+        lines += _table(["figure", "meaning"],
+                        [(", ".join(f"`{n}`" for n in names), text) for names, text in glossary_rows(shown)])
 
     if problems:
         lines += ["", "## Plot problems", "",

@@ -7,20 +7,33 @@ install costs the plots (logged in report.md), never the grade.
 
 * ``points.png``: points earned against the maximum, one bar per criterion, coloured by verdict.
 * ``<criterion id, dots as _>.png``: for criteria whose ``details["samples"]`` maps a label to a
-  list of numbers, histograms and box plots of those samples; threshold lines are drawn only when
-  ``details["samples_unit"]`` equals the criterion's unit.
+  list of numbers, histograms and box plots of those samples (:func:`sample_plot_layout` decides what
+  is drawn):
+
+  - the pass / full-marks threshold lines and the measured value, when ``details["samples_unit"]``
+    equals the criterion's unit (a latency criterion graded in ms);
+  - every entry of ``details["sample_marks"]`` = ``{label: value in samples_unit}`` as a labelled
+    vertical line, for a criterion graded in another unit than its samples (a bound graded in % of
+    itself, its samples in ms: ``{"bound": 50.3, "full marks (60 % of bound)": 30.2}``);
+  - an x axis that always holds every sample, mark and threshold line, logarithmic when the positive
+    values span more than ``LOG_DECADES`` decades (submit() times from microseconds to a stall).
+
+``write_plots`` removes PNGs left in ``plots/`` by an earlier grade that this one did not draw, so a
+report folder graded again never shows another run's plots.
 """
 from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from graders.records import CriterionResult, GradeRun
-from graders.reporting._format import fmt_value, verdict_label
+from graders.reporting._format import fmt_value, verdict_label, wrap_text
 
-__all__ = ["VERDICT_COLORS", "plot_filename", "plot_points", "plot_samples", "write_plots"]
+__all__ = ["LOG_DECADES", "VERDICT_COLORS", "SampleLayout", "plot_filename", "plot_points", "plot_samples",
+           "sample_plot_layout", "write_plots"]
 
 VERDICT_COLORS = {
     "pass": "#2e7d32",
@@ -30,6 +43,10 @@ VERDICT_COLORS = {
     "error": "#6a1b9a",
 }
 _SERIES_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+#: Colours and line styles of the ``sample_marks`` lines, in order (distinct from the threshold lines).
+_MARK_STYLES = (("#6a1b9a", "-."), ("#ef8f00", ":"), ("#2e7d32", ":"), ("#00838f", "-."), ("#795548", ":"))
+#: A positive x range wider than this many decades is drawn on a log axis.
+LOG_DECADES = 2.0
 
 
 def plot_filename(criterion_id: str) -> str:
@@ -112,15 +129,84 @@ def _clean_samples(samples: Any) -> dict[str, list[float]]:
     return out
 
 
-def plot_samples(c: CriterionResult, path: str | Path) -> Path:
-    """Histogram (top) and box plot (bottom) of ``c.details["samples"]``, sharing the x axis.
+@dataclass
+class SampleLayout:
+    """What :func:`plot_samples` draws for one criterion, decided before anything is drawn.
 
-    Pass/full threshold lines (and the measured value) are drawn only when
-    ``c.details.get("samples_unit") == c.unit``, i.e. when the samples are in the metric's unit.
+    ``lines`` are ``(legend label, x, colour, line style)`` in samples_unit; ``xlim`` holds every sample
+    and line with a margin; ``log_x`` is true when the positive values span more than ``LOG_DECADES``.
+    """
+
+    series: dict[str, list[float]]
+    unit: str | None
+    lines: list[tuple[str, float, str, str]] = field(default_factory=list)
+    log_x: bool = False
+    xlim: tuple[float, float] = (0.0, 1.0)
+
+
+def _clean_marks(marks: Any) -> dict[str, float]:
+    """``{label: finite float}`` from ``details["sample_marks"]``; non-finite values are left out."""
+    if marks is None:
+        return {}
+    if not isinstance(marks, dict):
+        raise TypeError(f"details['sample_marks'] is a {type(marks).__name__}, expected a dict "
+                        "of label -> number in samples_unit")
+    out = {}
+    for label, v in marks.items():
+        x = _finite_or_none(v)
+        if x is None and not (isinstance(v, (int, float)) or v is None):
+            raise TypeError(f"sample_marks[{label!r}] is a {type(v).__name__}, expected a number")
+        if x is not None:
+            out[str(label)] = x
+    return out
+
+
+def _x_range(values: list[float], log_x: bool) -> tuple[float, float]:
+    """The axis range holding ``values`` with a 5 % margin each side (of decades on a log axis)."""
+    lo, hi = min(values), max(values)
+    if log_x:
+        a, b = math.log10(lo), math.log10(hi)
+        pad = max(0.05 * (b - a), 0.05)
+        return 10 ** (a - pad), 10 ** (b + pad)
+    pad = 0.05 * (hi - lo) or max(abs(hi) * 0.05, 0.5)
+    return lo - pad, hi + pad
+
+
+def sample_plot_layout(c: CriterionResult) -> SampleLayout:
+    """Decide the series, the vertical lines, the axis scale and range of ``c``'s sample plot.
+
+    Raises TypeError/ValueError (with the reason) when ``details["samples"]`` or
+    ``details["sample_marks"]`` cannot be plotted.
     """
     series = _clean_samples(c.details.get("samples"))
     unit = c.details.get("samples_unit")
-    same_unit = unit is not None and unit == c.unit
+    unit = None if unit is None else str(unit)
+    lines: list[tuple[str, float, str, str]] = []
+    if unit is not None and unit == c.unit:
+        for name, x, color, style in (("pass", c.threshold_pass, "#ef8f00", "--"),
+                                      ("full", c.threshold_full, "#2e7d32", "--"),
+                                      ("measured", c.value, "#000000", "-")):
+            x = _finite_or_none(x)
+            if x is not None:
+                lines.append((f"{name} {fmt_value(x, c.unit, ratio_decimal=name != 'measured')}", x, color, style))
+    for i, (label, x) in enumerate(_clean_marks(c.details.get("sample_marks")).items()):
+        color, style = _MARK_STYLES[i % len(_MARK_STYLES)]
+        lines.append((f"{label}: {fmt_value(x, unit or '')}", x, color, style))
+    values = [v for vals in series.values() for v in vals] + [x for _, x, _, _ in lines]
+    positive = [v for v in values if v > 0]
+    log_x = (len(positive) == len(values) and min(positive) > 0
+             and math.log10(max(positive) / min(positive)) > LOG_DECADES)
+    return SampleLayout(series=series, unit=unit, lines=lines, log_x=log_x, xlim=_x_range(values, log_x))
+
+
+def plot_samples(c: CriterionResult, path: str | Path) -> Path:
+    """Histogram (top) and box plot (bottom) of ``c.details["samples"]``, sharing the x axis.
+
+    Threshold lines, the measured value and ``details["sample_marks"]`` are drawn as labelled
+    vertical lines; see :func:`sample_plot_layout` for which, and for the axis scale and range.
+    """
+    layout = sample_plot_layout(c)
+    series = layout.series
 
     fig = _new_figure(8.0, 5.0)
     ax_hist = fig.add_subplot(2, 1, 1)
@@ -128,8 +214,13 @@ def plot_samples(c: CriterionResult, path: str | Path) -> Path:
     labels = list(series)
     for i, label in enumerate(labels):
         vals = series[label]
-        bins = max(5, min(40, int(math.sqrt(len(vals))) + 1))
-        ax_hist.hist(vals, bins=bins, alpha=0.55, label=f"{label} (n={len(vals)})",
+        n_bins = max(5, min(40, int(math.sqrt(len(vals))) + 1))
+        lo, hi = min(vals), max(vals)
+        if layout.log_x and hi > lo:  # equal widths on the log axis
+            bins: Any = [lo * (hi / lo) ** (k / n_bins) for k in range(n_bins + 1)]
+        else:
+            bins = n_bins
+        ax_hist.hist(vals, bins=bins, alpha=0.55, label=_wrapped(f"{label} (n={len(vals)})", 60),
                      color=_SERIES_COLORS[i % len(_SERIES_COLORS)])
     data = [series[k] for k in labels]
     try:  # matplotlib >= 3.10 names the orientation; older releases only know vert=
@@ -137,28 +228,29 @@ def plot_samples(c: CriterionResult, path: str | Path) -> Path:
     except TypeError:
         ax_box.boxplot(data, vert=False)
     ax_box.set_yticks(range(1, len(labels) + 1))
-    ax_box.set_yticklabels(labels, fontsize=8)
+    ax_box.set_yticklabels([_wrapped(label, 24) for label in labels], fontsize=8)
 
-    if same_unit:
-        lines = [("pass", c.threshold_pass, "#ef8f00", "--"),
-                 ("full", c.threshold_full, "#2e7d32", "--"),
-                 ("measured", c.value, "#000000", "-")]
-        for name, x, color, style in lines:
-            x = _finite_or_none(x)
-            if x is None:
-                continue
-            label = f"{name} {fmt_value(x, c.unit, ratio_decimal=name != 'measured')}"
-            ax_hist.axvline(x, color=color, linestyle=style, linewidth=1.2, label=label)
-            ax_box.axvline(x, color=color, linestyle=style, linewidth=1.2)
+    for label, x, color, style in layout.lines:
+        ax_hist.axvline(x, color=color, linestyle=style, linewidth=1.2, label=_wrapped(label, 60))
+        ax_box.axvline(x, color=color, linestyle=style, linewidth=1.2)
+    if layout.log_x:
+        ax_hist.set_xscale("log")
+    ax_hist.set_xlim(*layout.xlim)
     ax_hist.legend(fontsize=7)
     ax_hist.set_ylabel("count")
-    ax_box.set_xlabel(str(unit) if unit else "value")
+    xlabel = layout.unit or "value"
+    ax_box.set_xlabel(xlabel + (" (log scale)" if layout.log_x else ""))
     ax_hist.set_title(f"{c.id}: {verdict_label(c.verdict)}", fontsize=10)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return path
+
+
+def _wrapped(text: str, width: int) -> str:
+    """A label on lines of about ``width`` characters, so a long one does not squeeze the axes."""
+    return "\n".join(wrap_text(text, width))
 
 
 def _finite_or_none(x: Any) -> float | None:
@@ -194,4 +286,19 @@ def write_plots(run: GradeRun, plots_dir: str | Path) -> tuple[dict[str, Path], 
             plots[c.id] = plot_samples(c, plots_dir / name)
         except Exception as exc:  # noqa: BLE001 - a plot never fails the grade
             problems.append(f"{name} ({c.id}): {type(exc).__name__}: {exc}")
+    _remove_stale(plots_dir, plots.values())
     return plots, problems
+
+
+def _remove_stale(plots_dir: Path, drawn) -> None:
+    """Delete the PNGs in ``plots_dir`` this grade did not draw (left by an earlier grade into the same
+    folder: another task's criteria, or a plot that could not be drawn this time). Only ``*.png``."""
+    keep = {Path(p).name for p in drawn}
+    if not plots_dir.is_dir():
+        return
+    for old in plots_dir.glob("*.png"):
+        if old.name not in keep and old.is_file():
+            try:
+                old.unlink()
+            except OSError:  # read-only or vanished: a stale plot never fails the grade
+                pass

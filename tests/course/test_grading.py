@@ -12,6 +12,8 @@ from gradelib import run_grade
 from graders.course import REPO_ROOT
 from graders.neighbour import busy_neighbour
 from graders.outcomes import load_outcomes
+from graders.reporting.glossary import unexplained
+from graders.reporting.markdown import key_figures
 
 from .cases import PARTS, has_reference, part_cases
 
@@ -39,7 +41,16 @@ def _args(part) -> list[str]:
 def _checked(g):
     assert "Traceback" not in g.stdout, g.stdout[-3000:]
     assert not g.results["grader_errors"], g.results["grader_errors"]
+    _assert_glossary(g)
     return g
+
+
+def _assert_glossary(g):
+    """Every key figure report.md shows for this grade has a sentence in graders/reporting/glossary.py."""
+    gaps = {c["id"]: unexplained(name for name, _ in key_figures(c.get("details"), limit=None))
+            for c in g.results["criteria"]}
+    gaps = {cid: names for cid, names in gaps.items() if names}
+    assert not gaps, f"figures with no glossary entry (add them to graders/reporting/glossary.py): {gaps}"
 
 
 @pytest.mark.parametrize("part", part_cases(GRADED))

@@ -1,0 +1,344 @@
+"""What every figure in a report means: one source for report.md's Glossary section.
+
+A criterion's ``details`` dict becomes the "figure | value" table of its section in report.md
+(:func:`graders.reporting.markdown.key_figures`). Each name that table can show has one sentence here,
+with its unit. Names are looked up in this order:
+
+1. the exact name (``rss_growth_mb``);
+2. a pattern, ``*`` standing for one or more characters (``*_median_ms`` covers ``eager_median_ms``);
+3. for a flattened nested entry ``parent.child`` (``errors_pct.p50``, ``checks.<check name>``), the parent
+   entry, then the child's own.
+
+A test grades every part's reference and fails when one of its reported figures has no entry here
+(``tests/course/test_grading.py``); add the sentence here when a criterion reports a new figure.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Iterable
+
+__all__ = ["GLOSSARY", "PATTERNS", "explain", "glossary_rows", "unexplained"]
+
+# ## Exact names ############################################################################
+# Grouped by where they come from; "yours" is the learner's figure, "grader"/"true" the grader's own.
+
+GLOSSARY: dict[str, str] = {
+    # -- every criterion (graders/plugin.py, graders/harness) --
+    "machine_noise": "How noisy the machine was while this criterion measured: IQR / median of the grader's "
+                     "own timings in the same windows (0.1 = 10 %; above 0.1 a timing verdict may be inconclusive).",
+    "traceback": "The last frames of the grader's own error (a grader bug, not your code).",
+    "samples_unit": "The unit of the raw samples drawn in this criterion's plot.",
+    "sample_marks": "Reference lines drawn in this criterion's plot (the bound, the pass and full-marks "
+                    "limits), in the samples' unit.",
+    "ratio_of": "What the paired ratios divide: time of the first side over time of the second, measured on "
+                "the same inputs one right after the other (above 1: the second side is faster).",
+    "median_ratio": "Median of the paired ratios (see ratio_of), x: the figure the verdict reads.",
+    "ratio_q1": "First quartile (25th percentile) of the paired ratios, x.",
+    "ratio_q3": "Third quartile (75th percentile) of the paired ratios, x.",
+    "median_interval": "Confidence interval [low, high] of the median paired ratio, x: the verdict is "
+                       "decided when the whole interval is on one side of the threshold.",
+    "ratio_spread": "Spread of the paired ratios, (q3 - q1) / median (0.1 = 10 %).",
+    "ratio_noise": "Noise of the paired ratios on the IQR / median scale: the larger of the IQR spread and "
+                   "the robust CV (with few pairs, the plain CV too) (0.1 = 10 %).",
+    "pairs": "Number of timed A/B pairs behind the median ratio (all attempts pooled).",
+    "attempts": "Number of measurement attempts taken (another is taken while the result is undecided).",
+    "attempt_spreads": "Noise of the paired ratios in each attempt, in order (0.1 = 10 %).",
+    # -- phase 1: timing and memory --
+    "true_mean_ms": "Mean time of one call measured by the grader's own clock around the same calls, ms.",
+    "true_p50_ms": "Median (p50) latency measured by the grader on the same calls or requests, ms.",
+    "true_p90_ms": "90th-percentile latency measured by the grader on the same calls, ms.",
+    "true_p95_ms": "95th-percentile latency measured by the grader on the same requests, ms.",
+    "true_p99_ms": "99th-percentile latency measured by the grader on the same requests, ms.",
+    "true_throughput": "Requests answered per second as the grader's fake server counted them, req/s.",
+    "your_mean_ms": "The mean latency your code reported, ms.",
+    "your_p50_ms": "The median (p50) latency your code reported, ms.",
+    "your_p90_ms": "The 90th-percentile latency your code reported, ms.",
+    "your_p95_ms": "The 95th-percentile latency your code reported, ms.",
+    "your_p99_ms": "The 99th-percentile latency your code reported, ms.",
+    "your_throughput": "The throughput your load generator reported, req/s.",
+    "grader_p50_ms": "Median time of one call by the grader's clock around the same calls you timed, ms.",
+    "calls": "How many times your code called the function under test.",
+    "calls_per_round": "How many times your code called the function in each measurement round (per batch "
+                       "size where it is split).",
+    "calls_per_run": "How many times your code called the function in each run.",
+    "iterations": "The number of timed iterations the grader asked for (per batch size where it is split).",
+    "iterations_per_run": "The number of timed iterations the grader asked for in each run.",
+    "ratios": "Your figure over the grader's for each round, x (1.0 = agree).",
+    "rounds": "Number of measurement rounds compared.",
+    "method_robust_cv_pct": "Run-to-run variation of your p50 against the true time of the same calls, "
+                            "robust coefficient of variation (1.4826 x MAD / median) of your p50 over the grader's, %.",
+    "method_cv_pct": "Run-to-run variation of your p50 against the true time of the same calls, plain "
+                     "coefficient of variation (std / mean) of your p50 over the grader's, %.",
+    "your_raw_cv_pct": "Run-to-run coefficient of variation of your raw p50 figures (machine noise "
+                       "included), %.",
+    "your_sps": "The throughput your code reported in each round, per batch size, samples/s.",
+    "grader_sps": "The grader's throughput of the same calls in each round, per batch size, samples/s.",
+    "your_cpu_p50_ms": "The CPU p50 latency your code reported in each round, ms.",
+    "grader_cpu_p50_ms": "The grader's p50 of the same CPU calls in each round, ms.",
+    "your_cuda_p50_ms": "The CUDA p50 latency your code reported, ms.",
+    "grader_cuda_p50_ms": "The grader's own CUDA p50 latency samples (CUDA events, synchronized), ms.",
+    "allocated_bytes": "Bytes the grader allocated inside the measured region, bytes.",
+    "your_delta_bytes": "The memory growth your code reported for that region, bytes.",
+    "model": "The model the criterion ran.",
+    "your_top5": "The five operators your profiler summary ranked first by self time.",
+    "grader_top3": "The three operators the grader's own profile ranked first by self time.",
+    "checks": "The checks this criterion ran: their count, or each check with its outcome "
+              "(True = passed, or the problem found).",
+    "missing": "The checks that were missing or wrong.",
+    "n_samples": "Number of latency samples behind your report.",
+    # -- phase 2: accuracy, sizes, graphs --
+    "sqnr_db": "Signal-to-quantization-noise ratio of the output against FP32, dB (higher is closer; "
+               "30 dB is about 3 % error).",
+    "per_channel_sqnr_db": "SQNR of the weights quantized per channel through your functions, dB.",
+    "per_tensor_sqnr_db": "SQNR of the same weights quantized with one scale per tensor, dB.",
+    "pytorch_dynamic_sqnr_db": "SQNR of PyTorch's own quantize_dynamic on the same model and input, for "
+                               "comparison, dB.",
+    "relative_error": "Largest relative error of your dequantized values, |yours - exact| / |exact|.",
+    "values_checked": "Number of quantized values compared with PyTorch's.",
+    "values_wrong": "Number of those values that differ from PyTorch's.",
+    "schemes": "Number of quantization schemes (dtype x symmetric x granularity) checked.",
+    "fp32_top1_pct": "Top-1 accuracy of the FP32 model on the test split, %.",
+    "bf16_top1_pct": "Top-1 accuracy of your BF16 model on the same split, %.",
+    "fp16_top1_pct": "Top-1 accuracy of your FP16 model on the same split, %.",
+    "int8_top1_pct": "Top-1 accuracy of your INT8 model on the same split, %.",
+    "fp32_ms_batch32": "Time of one FP32 forward pass at batch 32, ms (informational).",
+    "bf16_ms_batch32": "Time of one forward pass of your BF16 model at batch 32, ms (informational).",
+    "bf16_speedup_informational": "FP32 time over your BF16 time at batch 32, x (reported, not graded).",
+    "speedup_over_tf32_informational": "TF32 time over your FP16 time, x (reported, not graded).",
+    "support": "Your precision_support answers per device/dtype (supported and reason).",
+    "supported": "Whether your precision_support said the device/dtype runs natively.",
+    "reason": "The reason your precision_support gave.",
+    "batch": "Batch size of the timed inputs.",
+    "batch_size": "Batch size of the inputs compared.",
+    "gpu": "The GPU the criterion ran on.",
+    "quantized_modules": "Number of modules that hold INT8 weights in your model.",
+    "size_ratio": "Your INT8 file (or weights) over the FP32 one, x (0.25 is a quarter of the size).",
+    "int8_nodes": "Conv/MatMul/Gemm nodes that compute in INT8 in your ONNX file.",
+    "compute_nodes": "Conv/MatMul/Gemm nodes in your ONNX file in all.",
+    "int8_share": "Share of the Conv/MatMul/Gemm nodes that compute in INT8 (1.0 = all).",
+    "int8_bytes": "Size of your INT8 file, bytes.",
+    "fp32_bytes": "Size of the FP32 file, bytes.",
+    "engine_bytes": "Size of your serialized TensorRT engine, bytes.",
+    "bytes": "Size of the file, bytes.",
+    "ops": "How many nodes of each operator type the file holds.",
+    "external_data": "Tensors kept in external data files instead of the model file (should be none).",
+    "accuracy_pct": "Top-1 accuracy your trade-off row reports, %.",
+    "grader_accuracy_pct": "Top-1 accuracy the grader measured for the same artifact, %.",
+    "latency_ms": "Latency your trade-off row reports, ms.",
+    "grader_latency_ms": "Latency the grader measured for the same artifact, ms.",
+    "size_bytes": "File size your trade-off row reports, bytes.",
+    "rows": "Each row of your trade-off study as the grader checked it.",
+    "failed_checks": "The checks that failed, with the reason each gave.",
+    "max_abs_diff": "Largest absolute difference between your outputs and eager PyTorch's.",
+    "max_rel_diff": "Largest difference between your outputs and the original's, relative to the "
+                    "largest original output.",
+    "rel_diff": "Largest difference between your outputs and the reference's, relative to the largest "
+                "reference output.",
+    "grader_max_abs_diff": "Largest absolute difference of the grader's own export against eager PyTorch.",
+    "your_max_abs_diff": "Largest absolute difference of your export against eager PyTorch.",
+    "top1": "Top-1 accuracy of your engine on the digits test split, %.",
+    "top1_eager": "Top-1 accuracy of eager PyTorch on the same split, %.",
+    "top1_agreement": "Share of images whose top-1 class matches eager PyTorch's (1.0 = all).",
+    "images": "Number of test images compared.",
+    "sizes_ok": "Batch sizes your exported model answered correctly.",
+    "sizes_failed": "Batch sizes your exported model failed on.",
+    "sizes": "Batch sizes the grader called your compiled model with.",
+    "request_sizes": "Batch sizes of the grader's calls after your warm-up.",
+    "warmup_graphs": "Graphs torch.compile compiled during your warm-up.",
+    "request_graphs": "Graphs compiled during the grader's later calls (recompiles; 0 is best).",
+    "graphs": "Graphs compiled in all.",
+    "your_compile_s": "The compile time your code reported, s.",
+    "grader_wall_s": "Wall-clock time of your warm-up as the grader measured it, s.",
+    "compile_s": "Time of the first (compiling) call, s.",
+    "eager_fp16_ms": "Time of one eager FP16 call, for reference, ms.",
+    "levels": "Per ONNX Runtime optimization level: the level your session set, nodes saved and outputs.",
+    "threads": "Intra-op threads each side used.",
+    "seed": "Random seed of this grade's fresh test data.",
+    "numbers_held": "Floating-point numbers (parameters and buffers) your folded model holds.",
+    "ops_before": "Operator counts of the graph before your pass.",
+    "ops_after": "Operator counts of the graph after your pass.",
+    # -- phase 3: batching --
+    "requests": "Number of requests sent (per model where it is split).",
+    "concurrency": "Number of concurrent clients, each waiting for its answer before sending the next.",
+    "lost": "Requests that never got an answer.",
+    "wrong": "Requests answered with a wrong output.",
+    "duplicated": "Requests computed more than once by the model.",
+    "worst_abs_diff": "Largest absolute difference between a batched answer and the model's own answer.",
+    "model_calls": "Times the model was called (per model where it is split).",
+    "mean_batch_size": "Mean number of requests per model call.",
+    "errors": "The kinds of errors requests failed with, and how many of each.",
+    "throughput_req_s": "Requests answered per second, req/s.",
+    "checked_outputs": "Outputs compared with the model's own answers.",
+    "wrong_outputs": "Checked outputs that were wrong or missing.",
+    "failed_requests": "Requests that failed with an error.",
+    "input_shape": "Shape of one request's input.",
+    "max_batch_size": "The batcher's max_batch_size: most requests merged into one model call.",
+    "max_queue_delay_ms": "The batcher's max_queue_delay: longest a request may wait for batch-mates, ms.",
+    "requests_per_run": "Requests sent in each run of the comparison.",
+    "unbatched_req_s": "Throughput of the unbatched server (one model call per request), req/s.",
+    "batched_req_s": "Throughput of your batcher on the same requests, req/s.",
+    "speedup_x": "Batched server throughput over unbatched server throughput, x.",
+    "model_ceiling_x": "The workload model's own throughput at max_batch_size over batch 1, called directly "
+                       "with no batcher, same thread count, same run, x: the most batching can give.",
+    "model_ceiling_interval": "90 % confidence interval [low, high] of model_ceiling_x, x.",
+    "model_ceiling_pairs": "Timed pairs behind model_ceiling_x: the same samples one by one at batch 1, then "
+                           "as one max_batch_size call.",
+    "speedup_interval": "Confidence interval [low, high] of speedup_x (a median of paired ratios), x.",
+    "model_b1_samples_s": "That model's throughput called directly at batch 1, samples/s.",
+    "model_bmax_samples_s": "That model's throughput called directly at max_batch_size, samples/s.",
+    "efficiency_pct": "Your speed-up as a share of the model's ceiling: 100 x (speedup_x - 1) / "
+                      "(model_ceiling_x - 1), %.",
+    "wrong_rows_batches": "Batches for which the grader's model returned one row too few (they must fail whole).",
+    "wrong_rows_answered": "Requests of such a batch that got an answer anyway (each one is a mistake).",
+    "wrong_rows_unsettled": "Requests of such a batch that never got an answer or an error (each one is a mistake).",
+    "machine_concurrency_x": "What the pool's four models gain on this machine from computing at once, one "
+                             "grader thread each, called directly (no pool), over one after another, x.",
+    "machine_concurrency_interval": "90 % confidence interval [low, high] of machine_concurrency_x, x.",
+    "machine_concurrency_pairs": "Timed pairs behind machine_concurrency_x (one after another, then all at once).",
+    "pool_concurrency_x": "Your pool's aggregate throughput with all four models at once over one model after "
+                          "another, same requests, x.",
+    "pool_share_pct": "Your pool's gain as a share of the machine's: 100 x pool_concurrency_x / "
+                      "machine_concurrency_x, %.",
+    "full_batch_dispatch_ms": "Time from the max_batch_size-th submit to the model call starting, median "
+                              "of trials, ms (a full batch should not wait for the delay).",
+    "lone_dispatch_late_ms": "How long after its max_queue_delay a lone request's model call started, "
+                             "median of trials, ms.",
+    "full_batch_trials_ms": "Each trial's time from the max_batch_size-th submit to the model call starting, ms.",
+    "lone_late_trials_ms": "Each trial's delay between a lone request's max_queue_delay running out and its "
+                           "model call starting, ms.",
+    "cancelled": "Requests cancelled by their client while still queued.",
+    "cancel_state_lost": "Cancelled futures that were later given a result or an error (0 is right).",
+    "kept_wrong": "Requests batched with cancelled ones that got a wrong answer or none.",
+    "after_ok": "Whether the next request after a batch with cancelled ones was answered (the worker lived).",
+    "cancelled_computed": "Requests cancelled by their client while queued that the model still computed "
+                          "(0 is right).",
+    "wrong_rows_mishandled": "Answers with the wrong number of rows that your batcher did not turn into an "
+                             "error for the requests concerned.",
+    "checks_failed": "Number of checks that failed.",
+    "bound_ms": "The latency bound: max_queue_delay + one full batch's compute + slack, ms.",
+    "batch_compute_ms": "Time of one model call at max_batch_size, measured by the grader, ms.",
+    "slack_ms": "Allowance in the bound for scheduling and the machine: 2 x batch compute + 20 ms, ms.",
+    "closed_concurrency": "Concurrent clients in the closed-loop load.",
+    "closed_p50_ms": "Median latency under the closed-loop load, ms.",
+    "closed_p99_ms": "99th-percentile latency under the closed-loop load, ms.",
+    "closed_n": "Requests answered under the closed-loop load.",
+    "poisson_rate_req_s": "Offered rate of the Poisson (random arrivals) load, req/s.",
+    "poisson_p50_ms": "Median latency under the Poisson load, ms.",
+    "poisson_p95_ms": "95th-percentile latency under the Poisson load, ms.",
+    "poisson_p99_ms": "99th-percentile latency under the Poisson load, ms.",
+    "poisson_n": "Requests answered under the Poisson load.",
+    "poisson_graded": "Which percentile of the Poisson latencies is graded (the highest the sample size "
+                      "supports).",
+    "sender_lag_p99_ms": "99th percentile of how late the grader's sender submitted each Poisson arrival "
+                         "after its scheduled time, ms (large: the machine, not your batcher, was slow).",
+    "attempt_worst_ms": "The worst graded latency of each attempt, ms.",
+    "machine_longest_stall_ms": "Longest pause of a canary thread during each attempt, ms: the machine "
+                                "stalling everything, not your code.",
+    "machine_stalls_measured": "Whether the canary that measures machine stalls could run.",
+    "problems": "What was wrong, one line each (empty: nothing).",
+    "poisoned": "Indices of the requests whose input makes the model raise.",
+    "batched_with_poison": "Indices of requests that shared a model call with a poisoned one.",
+    "bad_submits_mishandled": "Malformed submits not refused with InvalidRequest.",
+    "after_failed": "Requests that failed after the bad ones (the batcher should keep serving).",
+    "submits": "submit() calls made during the flood.",
+    "refused": "Requests refused (Overloaded) instead of queued.",
+    "accepted": "Requests accepted during the flood.",
+    "other_errors": "submit() calls that raised something other than Overloaded.",
+    "peak_outstanding": "Most requests accepted but not yet answered at one moment.",
+    "allowed_outstanding": "The most outstanding requests allowed: max_queue_size + 2 x max_batch_size "
+                           "+ 1 (the queue plus batches being formed or computed).",
+    "submit_p50_ms": "Median time of one submit() call during the flood, ms.",
+    "submit_p99_ms": "99th-percentile time of one submit() call during the flood, ms.",
+    "submit_max_ms": "Longest single submit() call during the flood, ms (one slow call can be the machine).",
+    "rss_growth_mb": "Growth of the process's resident memory (RSS) during the flood, MiB.",
+    "recovery_failed": "Requests that failed after the flood ended (the batcher should recover).",
+    "hung": "Accepted requests still unanswered at the timeout.",
+    "failed_accepted": "Accepted requests that failed.",
+    "notes": "Extra observations (threads left running, ...).",
+    "failed": "Requests that failed with an error.",
+    "wrong_in_sample": "Wrong outputs among the sampled answers.",
+    "peak_models_at_once": "Most pool models computing at the same moment.",
+    "share_of_busy_time_with_2_or_more": "Share of the busy time during which two or more models computed "
+                                         "at once (1.0 = all of it).",
+    "offered_rate": "Arrival rate your load generator was asked for, req/s.",
+    "seen_rate": "Arrival rate the grader's server saw, req/s.",
+    "gap_cv": "Coefficient of variation of the gaps between arrivals (1.0 for Poisson arrivals).",
+    "arrivals": "Requests that arrived at the grader's server.",
+    "server_max_in_flight": "Most requests in flight at the grader's server at one moment.",
+    "errors_pct": "Relative error of each figure your load generator reported against the grader's, %.",
+}
+
+# ## Patterns: names built from a variable part ##############################################
+
+PATTERNS: dict[str, str] = {
+    "*_median_ms": "Median time of one timed run of the side the name gives in the paired comparison "
+                   "(see ratio_of), ms.",
+    "bs*_yours_sps": "The throughput your code reported at that batch size (median of rounds), samples/s.",
+    "bs*_grader_sps": "The grader's throughput of the same calls at that batch size (median of rounds), samples/s.",
+    "bs*_ratios": "Your throughput over the grader's at that batch size, per round, x.",
+    "max_abs_diff_*": "Largest absolute difference between that format's outputs and eager PyTorch's.",
+    "error_pct[*]": "Your observer's range error for that data, as a share of the data's range, %.",
+    "*_yours_mse": "Mean squared quantization error with your observer's range on that data.",
+    "*_best_mse": "The lowest mean squared error any range gives on that data (found by search).",
+    "*_minmax_mse": "Mean squared error of the plain min-max range on that data.",
+    "*_data_range": "Smallest and largest value of that data.",
+    "*_range": "The [low, high] range your observer chose for that data.",
+    "*_sqnr_db": "SQNR of that mode's output against FP32, dB.",
+    "*_size_ratio": "That mode's weights over the FP32 weights, x.",
+}
+
+
+@lru_cache(maxsize=None)
+def _pattern(p: str) -> re.Pattern:
+    return re.compile("".join(".+" if ch == "*" else re.escape(ch) for ch in p) + r"\Z")
+
+
+def _own(name: str) -> tuple[str, str] | None:
+    if name in GLOSSARY:
+        return name, GLOSSARY[name]
+    for pat, text in PATTERNS.items():
+        if _pattern(pat).match(name):
+            return pat, text
+    return None
+
+
+def explain(field: str) -> tuple[str, str] | None:
+    """``(term, meaning)`` for a reported figure name, or None when the glossary has no entry.
+
+    ``term`` is the glossary entry that explains it: the name itself, the pattern it matches, or for a
+    flattened ``parent.child`` the parent's (or the child's) entry.
+    """
+    field = str(field)
+    hit = _own(field)
+    if hit is None and "." in field:
+        parent, _, child = field.partition(".")
+        hit = _own(parent) or _own(child)
+    return hit
+
+
+def glossary_rows(fields: Iterable[str]) -> list[tuple[list[str], str]]:
+    """``(names, meaning)`` per glossary entry explaining ``fields``, sorted by name.
+
+    ``names`` are the figures as the report shows them: the name itself, each name a pattern matched,
+    ``parent.*`` for the flattened children of a parent entry. A name with no entry is listed with a note.
+    """
+    rows: dict[str, tuple[list[str], str]] = {}
+    for f in map(str, fields):
+        hit = explain(f)
+        term, text = hit if hit is not None else (f, "(no explanation recorded yet)")
+        if f.startswith(term + "."):
+            shown = f"{term}.*"
+        elif f.endswith("." + term):
+            shown = f"*.{term}"
+        else:
+            shown = f
+        names, _ = rows.setdefault(term, ([], text))
+        if shown not in names:
+            names.append(shown)
+    return sorted(rows.values(), key=lambda row: row[0][0].lstrip("*.").lower())
+
+
+def unexplained(fields: Iterable[str]) -> list[str]:
+    """The names in ``fields`` that no glossary entry explains (sorted, distinct)."""
+    return sorted({str(f) for f in fields if explain(f) is None})
