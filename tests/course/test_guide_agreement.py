@@ -11,7 +11,8 @@ shown, and what the reference does must be written in the docstring the learner 
   a docstring;
 * every function whose reference raises an exception (a ``raise`` in its body, or in a private helper
   of the same module it calls) names that exception in a ``Raises:`` section of its docstring (for a
-  constructor or a dunder method, of its class's docstring).
+  constructor or a dunder method, of its class's docstring);
+* the README's exit codes are the ones the grader and ``make grade`` return.
 
 Pure text and AST: nothing is run; the file takes a few seconds, most of it importing the stubs.
 """
@@ -451,3 +452,68 @@ def test_the_raises_check_catches_a_seeded_omission():
     names = raised(funcs["f"], funcs, {})
     assert names == {"FileNotFoundError", "ValueError"}
     assert undocumented_raises(ast.get_docstring(funcs["f"]), names) == {"ValueError"}
+
+
+# ## The README's exit codes: the grader's, and make's --------------------------------------------
+
+def test_the_readme_exit_codes_are_what_the_grader_and_make_return():
+    """The README says what ``python -m graders grade`` returns (0 / 1 / 2, as ``GradeRun.exit_code`` and the
+    CLI's error path) and that ``make grade`` returns 0 or 2 and prints the grader's code, in the words the
+    Makefile's grade recipe prints. (Here rather than in test_readme.py, which has another owner.)"""
+    from graders import cli
+    from graders.records import GradeRun
+
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+    bullet = re.search(r"^- \*\*Exit code\*\*:(.*?)(?=^\S|^- )", readme, flags=re.S | re.M)
+    assert bullet, "the README has an **Exit code** bullet"
+    said = " ".join(bullet.group(1).split())
+    for claim in ("exits 0 when every required criterion passed", "1 when some failed or stayed inconclusive",
+                  "2 when the grader itself could not run", "`make grade` exits 0 or 2"):
+        assert claim in said, claim
+    printed = re.findall(r'echo "(grader exit code [^"]*)"', makefile)
+    assert len(printed) == 2 and "exit 1" in makefile and "exit $$code" in makefile, printed
+    assert "`grader exit code 1: a required criterion failed or stayed inconclusive`" in said
+    assert printed[0] == "grader exit code 1: a required criterion failed or stayed inconclusive"
+    source = inspect.getsource(GradeRun.exit_code.fget)
+    assert "return 2" in source and "return 1" in source and "return 0" in source
+    assert "return 2" in inspect.getsource(cli.main)
+
+
+# ## Private state: what the guide names exists, what the given code sets is used ------------------
+
+#: Private attributes kept for a person to inspect, not read by the code (class.attribute -> where it is said).
+DIAGNOSTIC = {"DynamicBatcher._worker_error": "_worker_loop's docstring"}
+
+
+@pytest.mark.parametrize("part", part_cases(WITH_CODE))
+def test_every_private_name_the_guide_shows_is_in_the_stubs(part):
+    """``self._queue``, ``_next_batch``, ``_resolve``: a private name the guide tells the learner to use is
+    defined or set in the starter (or the part's shared modules beside it)."""
+    text = (REPO_ROOT / part.guide).read_text(encoding="utf-8")
+    names = set(re.findall(r"`(?:self\.)?(_[a-z]\w*)`", text))
+    folder = REPO_ROOT / part.folder
+    source = "".join(p.read_text(encoding="utf-8") for p in [*(folder / "starter").glob("*.py"), *folder.glob("*.py")])
+    missing = sorted(n for n in names if not re.search(rf"\b{re.escape(n)}\b", source))
+    assert missing == [], f"{part.guide} names {missing}, which the stubs never define or set"
+
+
+@pytest.mark.parametrize("part", part_cases(WITH_CODE))
+def test_every_private_attribute_the_reference_sets_is_read(part):
+    """A flag that only the method setting it reads (``_drain``, once) is state the learner is told to keep
+    for nothing: each private ``self._x`` of a reference class is read by a method that does not set it."""
+    if not has_reference(part):
+        pytest.skip("no reference solution in this copy (learner release)")
+    unread = []
+    for path in sorted((REPO_ROOT / part.folder / "reference").glob("*.py")):
+        for cls in (n for n in ast.parse(path.read_text(encoding="utf-8")).body if isinstance(n, ast.ClassDef)):
+            writes: dict[str, set[str]] = {}
+            reads: dict[str, set[str]] = {}
+            for fn in (m for m in cls.body if isinstance(m, ast.FunctionDef)):
+                for n in ast.walk(fn):
+                    if (isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"
+                            and n.attr.startswith("_") and not n.attr.startswith("__")):
+                        (writes if isinstance(n.ctx, ast.Store) else reads).setdefault(n.attr, set()).add(fn.name)
+            unread += [f"{cls.name}.{a}" for a, where in writes.items()
+                       if not reads.get(a, set()) - where and f"{cls.name}.{a}" not in DIAGNOSTIC]
+    assert unread == [], f"private attributes no other method reads: {unread}"

@@ -1,7 +1,8 @@
-"""Shared fakes for the Phase 3 tests: models whose answers and timings are known, and a thread-leak guard.
+"""Shared fakes for the Phase 3 tests: models whose answers and timings are known, a thread-leak guard,
+and ``started``, which runs a batcher without Task 3.2's ``close``.
 
-Everything is small (vectors of 8 floats, models that sleep a few ms) so the folder runs in well
-under a minute on two CPU cores.
+Everything is small (vectors of 8 floats, models that sleep a few ms) so the folder runs in about 10 s
+on two CPU cores (the Task 3.1 tests in about 2 s).
 """
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import gc
 import threading
 import time
 from concurrent.futures import Future
+from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
 import torch
 
-__all__ = ["RowModel", "SleepyModel", "InstantServer", "wait_threads"]
+__all__ = ["RowModel", "SleepyModel", "InstantServer", "wait_threads", "started", "stop_worker"]
 
 SHAPE = (8,)   # one request's input
 
@@ -83,6 +86,36 @@ class InstantServer:
             self.timers.append(t)
             t.start()
         return fut
+
+
+@contextmanager
+def started(batcher, timeout_s: float = 5.0) -> Iterator:
+    """``with started(DynamicBatcher(...)) as b:``: ``start()`` it, and at the end stop its worker with
+    ``stop_worker``, never with ``close()`` (Task 3.2), so the Task 3.1 tests pass before Task 3.2 is written."""
+    batcher.start()
+    try:
+        yield batcher
+    finally:
+        stop_worker(batcher, timeout_s)
+
+
+def stop_worker(batcher, timeout_s: float = 5.0) -> None:
+    """Stop a started batcher's worker the way ``close(drain=True)`` tells it to, without calling ``close``.
+
+    Uses only what the given code sets up (``__init__``, ``start``): under ``_cond``, ``_accepting = False``
+    and ``_closing = True``, ``notify_all()``; the learner's ``_next_batch`` then hands out what is still
+    queued and returns None, and the worker exits. Fails the test if it has not within ``timeout_s``.
+    """
+    with batcher._cond:
+        batcher._accepting = False
+        batcher._closing = True
+        batcher._cond.notify_all()
+    worker = batcher._worker
+    if worker is not None:
+        worker.join(timeout_s)
+        assert not worker.is_alive(), (
+            f"the worker thread did not exit within {timeout_s} s of _closing = True and notify_all(): "
+            "_next_batch must return None once the batcher is closing and its queue is empty")
 
 
 def wait_threads(baseline: int, timeout_s: float = 2.0) -> int:

@@ -1,4 +1,7 @@
-"""Task 3.1: the dynamic batcher forms batches, keeps order, honours its delay, and never waits in submit."""
+"""Task 3.1: the dynamic batcher forms batches, keeps order, honours its delay, and never waits in submit.
+
+None of these needs Task 3.2: ``started(...)`` stops the worker without ``close()`` (and
+``test_task_order.py`` proves it, against a batcher whose ``close`` and ``check_request`` are stubs)."""
 from __future__ import annotations
 
 import threading
@@ -8,7 +11,7 @@ from concurrent.futures import Future
 import pytest
 import torch
 
-from .conftest import SHAPE, RowModel, SleepyModel
+from .conftest import SHAPE, RowModel, SleepyModel, started
 from .impl import p3
 
 pytestmark = pytest.mark.phase3_task1
@@ -30,7 +33,7 @@ def test_each_request_gets_its_own_row_from_many_threads(no_thread_leak):
         for i in range(k, len(xs), 16):
             results[i] = batcher.submit(xs[i]).result(timeout=10)
 
-    with p3.DynamicBatcher(SleepyModel(1.0), config(), input_shape=SHAPE) as batcher:
+    with started(p3.DynamicBatcher(SleepyModel(1.0), config(), input_shape=SHAPE)) as batcher:
         threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
         for t in threads:
             t.start()
@@ -48,7 +51,7 @@ def test_each_request_gets_its_own_row_from_many_threads(no_thread_leak):
 
 def test_batches_never_exceed_max_batch_size():
     model = SleepyModel(5.0)
-    with p3.DynamicBatcher(model, config(max_batch_size=4, max_queue_delay_ms=50), input_shape=SHAPE) as b:
+    with started(p3.DynamicBatcher(model, config(max_batch_size=4, max_queue_delay_ms=50), input_shape=SHAPE)) as b:
         futures = [b.submit(torch.randn(*SHAPE)) for _ in range(22)]
         [f.result(timeout=10) for f in futures]
     assert max(model.sizes) == 4 and sum(model.sizes) == 22
@@ -56,7 +59,7 @@ def test_batches_never_exceed_max_batch_size():
 
 
 def test_submit_returns_at_once_while_the_model_runs():
-    with p3.DynamicBatcher(SleepyModel(200.0), config(max_queue_delay_ms=0), input_shape=SHAPE) as b:
+    with started(p3.DynamicBatcher(SleepyModel(200.0), config(max_queue_delay_ms=0), input_shape=SHAPE)) as b:
         first = b.submit(torch.zeros(*SHAPE))
         time.sleep(0.02)                          # the worker is now inside the model
         t0 = time.perf_counter()
@@ -67,7 +70,7 @@ def test_submit_returns_at_once_while_the_model_runs():
 
 
 def test_a_lone_request_waits_for_the_delay_and_no_longer():
-    with p3.DynamicBatcher(RowModel(), config(max_queue_delay_ms=60), input_shape=SHAPE) as b:
+    with started(p3.DynamicBatcher(RowModel(), config(max_queue_delay_ms=60), input_shape=SHAPE)) as b:
         b.submit(torch.zeros(*SHAPE)).result(timeout=5)   # warm-up
         t0 = time.perf_counter()
         b.submit(torch.zeros(*SHAPE)).result(timeout=5)
@@ -77,7 +80,7 @@ def test_a_lone_request_waits_for_the_delay_and_no_longer():
 
 def test_the_delay_counts_from_the_oldest_request():
     model = RowModel()
-    with p3.DynamicBatcher(model, config(max_queue_delay_ms=100), input_shape=SHAPE) as b:
+    with started(p3.DynamicBatcher(model, config(max_queue_delay_ms=100), input_shape=SHAPE)) as b:
         t0 = time.perf_counter()
         first = b.submit(torch.zeros(*SHAPE))
         time.sleep(0.06)
@@ -93,7 +96,7 @@ def test_the_delay_counts_from_the_oldest_request():
 def test_preferred_batch_sizes():
     model = SleepyModel(1.0)
     cfg = config(max_batch_size=8, max_queue_delay_ms=40, preferred_batch_sizes=(4,))
-    with p3.DynamicBatcher(model, cfg, input_shape=SHAPE) as b:
+    with started(p3.DynamicBatcher(model, cfg, input_shape=SHAPE)) as b:
         futures = [b.submit(torch.randn(*SHAPE)) for _ in range(6)]
         [f.result(timeout=5) for f in futures]
     assert model.sizes == [4, 2]   # 4 at once (the preferred size), the other 2 when the delay expires
@@ -102,7 +105,7 @@ def test_preferred_batch_sizes():
 def test_cancelled_requests_are_not_computed():
     gate = threading.Event()
     model = SleepyModel(0.0, gate=gate)
-    with p3.DynamicBatcher(model, config(max_batch_size=1, max_queue_delay_ms=0), input_shape=SHAPE) as b:
+    with started(p3.DynamicBatcher(model, config(max_batch_size=1, max_queue_delay_ms=0), input_shape=SHAPE)) as b:
         busy = b.submit(torch.zeros(*SHAPE))            # held at the gate inside the model
         time.sleep(0.05)
         queued = b.submit(torch.ones(*SHAPE))
@@ -145,7 +148,7 @@ def test_batches_on_a_cuda_stream():
 
     xs = torch.randn(64, *SHAPE)
     stream = torch.cuda.Stream()
-    with p3.DynamicBatcher(fn, config(), input_shape=SHAPE, stream=stream) as b:
+    with started(p3.DynamicBatcher(fn, config(), input_shape=SHAPE, stream=stream)) as b:
         ys = [f.result(timeout=10) for f in [b.submit(x) for x in xs]]
     with torch.inference_mode():
         want = model(xs.cuda()).cpu()

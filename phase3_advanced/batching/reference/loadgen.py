@@ -43,8 +43,8 @@ def run_closed_loop(submit_fn: SubmitFn, make_input: Callable[[int], Any], *, co
         ``LoadReport.from_latencies("closed_loop", latencies, failed=..., duration_s=...,
         concurrency=concurrency)``: latency of request i = from just before ``submit_fn`` to when
         ``result()`` returned, in ms (``time.perf_counter_ns``); a request whose ``submit_fn`` raised,
-        or whose future raised or timed out, counts in ``failed``; ``duration_s`` from the first send
-        to the last answer.
+        or whose future raised or timed out, counts in ``failed``; ``duration_s`` from just before the
+        clients start (the first send) to when the last request finished (answered or failed), in s.
 
     Raises:
         ValueError: ``concurrency < 1`` or ``requests < 1``.
@@ -102,10 +102,10 @@ def run_closed_loop(submit_fn: SubmitFn, make_input: Callable[[int], Any], *, co
     # Step 2: min(concurrency, requests) threading.Thread clients. Each loops: take the next index (a shared
     #   iterator behind a threading.Lock), t0 = time.perf_counter_ns(), submit_fn(inputs[i]).result(timeout=timeout_s),
     #   latency = (time.perf_counter_ns() - t0) / 1e6; any exception (refused, failed, timed out) counts as failed.
-    #   Keep the time of the last answer too.
+    #   Keep the time the last request finished (answered or failed) too.
     # Step 3: start = time.perf_counter_ns() just before starting the clients; start and join them all.
     # Step 4: return LoadReport.from_latencies("closed_loop", latencies of the completed requests,
-    #   failed=..., duration_s=(last answer - start) / 1e9, concurrency=concurrency).
+    #   failed=..., duration_s=(last finish - start) / 1e9, concurrency=concurrency).
     raise NotImplementedError("Task 3.4: see DYNAMIC_BATCHING_GUIDE.md#task-34-a-load-generator")
     """  # END PROMPT
 
@@ -132,7 +132,8 @@ def run_poisson(submit_fn: SubmitFn, make_input: Callable[[int], Any], *, rate_p
         offered_rate_per_s=rate_per_s)``. Latency of a request = from its SCHEDULED arrival time to
         its answer (so a sender that falls behind cannot hide queueing: no coordinated omission), in
         ms; refusals, exceptions and timeouts count in ``failed``; ``duration_s`` from the start of
-        the schedule to the last answer.
+        the schedule (taken once every input is built) to the last completion (an answer, a failed
+        future or a refusal), in s.
 
     Raises:
         ValueError: ``rate_per_s <= 0`` or ``duration_s <= 0``.
@@ -202,8 +203,8 @@ def run_poisson(submit_fn: SubmitFn, make_input: Callable[[int], Any], *, rate_p
     """ # BEGIN PROMPT
     # Step 1: validate. rng = np.random.default_rng(seed); arrival times = running sums of
     #   rng.exponential(1 / rate_per_s) while they are < duration_s. Then build every input.
-    # Step 2: start = time.perf_counter_ns(); for each arrival: time.sleep until start + its time, then
-    #   fut = submit_fn(x) (an exception: failed) and fut.add_done_callback(...) recording
+    # Step 2: start = time.perf_counter_ns() (after building the inputs); for each arrival: time.sleep until
+    #   start + its time, then fut = submit_fn(x) (an exception: failed) and fut.add_done_callback(...) recording
     #   time.perf_counter_ns() when it completes. Never call result() in this loop: that would close the loop.
     # Step 3: after the last send, wait for every future (a shared deadline of timeout_s); latency of request
     #   i = its completion time - (start + its SCHEDULED time), in ms; exceptions and timeouts count as failed.
