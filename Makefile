@@ -3,9 +3,10 @@
 # instructors' copy (the one with reference/ solutions) the instructor's too.
 #
 ## learner: make setup | create .venv and install the course (nothing else)
-## learner: make grade PHASE=1 | grade your code (phase1_basics/starter/)
+## learner: make grade PHASE=1 | grade your code (phase1_basics/starter/); make exits 2 on a fail, printing the grader's code
 ## learner: make grade PHASE=2 PART=quantization | grade one part of a phase (phase2_optimization/quantization/starter/)
 ## learner: make grade PHASE=1 TASK=2 | only the criteria of task 1.2 (a report of its own under grades/)
+## learner: make grade PHASE=3 CRITERION=id | only that criterion, e.g. CRITERION=p3.batching.dispatch
 ## learner: make test-task PHASE=1 TASK=2 | the unit tests of task 1.2 (.venv/bin/pytest -m phase1_task2 tests/phase1)
 ## learner: make test-fast | the test suite without the slow tests
 ## learner: make test | the whole test suite (CI runs this)
@@ -34,6 +35,7 @@ SUBMISSION ?=
 PROFILE    ?=
 QUICK      ?=
 TASK       ?=
+CRITERION  ?=
 OUT        ?=
 DEST       ?=
 
@@ -43,6 +45,7 @@ GRADE_ARGS := --phase $(PHASE) --impl $(IMPL) \
 	$(if $(PROFILE),--profile $(PROFILE)) \
 	$(if $(filter 1 yes true,$(QUICK)),--quick) \
 	$(if $(TASK),--task $(TASK)) \
+	$(foreach c,$(CRITERION),--criterion $(c)) \
 	$(if $(OUT),--out $(OUT))
 
 TIMES      ?= 5
@@ -70,8 +73,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
+# GNU make exits 2 whenever a recipe fails, whatever the recipe's own code: the grader's code (0 every
+# required criterion passed, 1 one failed or stayed inconclusive, 2 the grader could not run) is printed
+# before make fails. `$(PY) -m graders grade ...` returns it as it is.
 grade: $(STAMP)
-	$(PY) -m graders grade $(GRADE_ARGS)
+	@echo '$(PY) -m graders grade $(strip $(GRADE_ARGS))'
+	@$(PY) -m graders grade $(GRADE_ARGS); code=$$?; case $$code in \
+		0) ;; \
+		1) echo "grader exit code 1: a required criterion failed or stayed inconclusive" >&2; exit 1 ;; \
+		*) echo "grader exit code $$code: the grader could not run (a grader error, or a bad selection)" >&2; \
+		   exit $$code ;; \
+	esac
 
 gradebook: $(STAMP)
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make gradebook PHASE=1 SUBMISSIONS=path/to/folder"; exit 2; }
@@ -81,7 +93,8 @@ gradebook: $(STAMP)
 
 stability: $(STAMP)
 	$(PY) -m graders stability --phase $(PHASE) $(if $(PART),--part $(PART)) --impl $(if $(filter command line environment,$(origin IMPL)),$(IMPL),reference) --times $(TIMES) \
-		$(if $(filter 1 yes true,$(QUICK)),--quick) $(if $(PROFILE),--profile $(PROFILE)) $(if $(NEIGHBOUR),--neighbour $(NEIGHBOUR))
+		$(if $(filter 1 yes true,$(QUICK)),--quick) $(if $(PROFILE),--profile $(PROFILE)) $(if $(NEIGHBOUR),--neighbour $(NEIGHBOUR)) \
+		$(if $(TASK),--task $(TASK)) $(foreach c,$(CRITERION),--criterion $(c))
 
 data: $(STAMP)
 	$(PY) -m labdata.generate

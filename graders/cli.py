@@ -55,6 +55,18 @@ def _check_selection(args) -> None:
         owner = ph.part_of_task(args.task)
         if part is not None and owner != part:
             raise CourseError(f"task {args.phase}.{args.task} belongs to part {owner.name}, not {part.name}")
+    if getattr(args, "criterion", None):
+        from .outcomes import load_outcomes
+
+        declared = load_outcomes(args.phase).criteria
+        for cid in args.criterion:
+            spec = declared.get(cid)
+            if spec is None:
+                raise CourseError(f"phase {args.phase} has no criterion {cid!r}; its criteria: {', '.join(declared)}")
+            if part is not None and spec.part != part.name:
+                raise CourseError(f"{cid} belongs to part {spec.part}, not {part.name}")
+            if args.task is not None and spec.task != args.task:
+                raise CourseError(f"{cid} belongs to task {args.phase}.{spec.task}, not {args.phase}.{args.task}")
 
 
 def _missing_reference(args) -> str | None:
@@ -92,12 +104,15 @@ def _grade(args) -> int:
         print(f"error: {why}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else _default_out(args.phase, args.impl, args.submission, args.part, args.task)
+    if args.criterion and not args.out:   # a report of its own: never overwrite the whole phase's
+        out = out.with_name(out.name + "-" + "-".join(c.replace(".", "_") for c in args.criterion))
     print(f"Grading {_scope(args)}, {args.impl}"
           f"{' from ' + args.submission if args.submission else ''}{' [quick]' if args.quick else ''}...",
           flush=True)
     run = grade_phase(args.phase, part=args.part, impl=args.impl,
                       submission=Path(args.submission) if args.submission else None,
-                      profile=args.profile, quick=args.quick, task=args.task, out=out,
+                      profile=args.profile, quick=args.quick, task=args.task,
+                      criteria=tuple(args.criterion), out=out,
                       log=lambda s: print(s, flush=True))
     history = history_file(out)
     entry = history_entry(run, out)
@@ -123,7 +138,8 @@ def _stability(args) -> int:
         print(f"error: {why}", file=sys.stderr)
         return 2
     runs = []
-    scope = f"-{args.part}" if args.part else ""
+    scope = "".join([f"-{args.part}" if args.part else "", f"-task{args.task}" if args.task is not None else "",
+                     *(f"-{c.replace('.', '_')}" for c in args.criterion)])
     root = REPO_ROOT / "grades" / f"stability-phase{args.phase}{scope}-{args.impl}{'-loaded' if args.neighbour else ''}"
     with busy_neighbour(args.neighbour) if args.neighbour else nullcontext():
         if args.neighbour:
@@ -131,7 +147,7 @@ def _stability(args) -> int:
         for i in range(args.times):
             out = root / f"run{i + 1}"
             run = grade_phase(args.phase, part=args.part, impl=args.impl, quick=args.quick, profile=args.profile,
-                              out=out, log=lambda s: None)
+                              task=args.task, criteria=tuple(args.criterion), out=out, log=lambda s: None)
             write_all(run, out)
             runs.append(run)
             print(f"run {i + 1}/{args.times}: {run.points:g}/{run.max_points:g} points, exit {run.exit_code}",
@@ -213,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--profile", default=None, choices=PROFILES, help="override the detected hardware profile")
     g.add_argument("--quick", action="store_true", help="fewer repeats (for CI and quick checks)")
     g.add_argument("--task", type=int, default=None, help="grade only this task's criteria")
+    g.add_argument("--criterion", action="append", default=[], metavar="ID",
+                   help="grade only this criterion (repeatable), e.g. p3.batching.speedup")
     g.add_argument("--out", default=None, help="where reports go (default grades/phaseN-IMPL-...)")
     r = sub.add_parser("release", help="write the learner copy (no reference solutions)")
     r.add_argument("--dest", required=True)
@@ -231,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("--part", default=None)
     st.add_argument("--impl", default="reference", choices=("starter", "reference"))
     st.add_argument("--times", type=int, default=5)
+    st.add_argument("--task", type=int, default=None, help="only this task's criteria")
+    st.add_argument("--criterion", action="append", default=[], metavar="ID", help="only this criterion (repeatable)")
     st.add_argument("--quick", action="store_true")
     st.add_argument("--profile", default=None, choices=PROFILES)
     for what, text in (("starters", "write every starter/ from its reference/ (solution markers)"),

@@ -63,8 +63,11 @@ def _kill(proc: subprocess.Popen) -> None:
 
 def grade_phase(phase: int, *, part: str | None = None, impl: str = "starter", submission: Path | None = None,
                 profile: str | None = None, quick: bool = False, task: int | None = None,
-                out: Path, python: str = sys.executable, log=print) -> GradeRun:
+                criteria: tuple[str, ...] = (), out: Path, python: str = sys.executable, log=print) -> GradeRun:
     """Grade one phase (every part, or ``part``, or the part that holds ``task``).
+
+    ``criteria``: grade only these criterion ids (and only the parts that hold them), e.g. to re-run
+    the one criterion a fix was for; an id the phase does not declare is a grader error.
 
     Writes nothing but the children's raw files into ``out`` (reports are the CLI's).
     """
@@ -84,6 +87,15 @@ def grade_phase(phase: int, *, part: str | None = None, impl: str = "starter", s
                 raise CourseError(f"task {phase}.{task} belongs to part {owner.name}, not {part}")
             parts = [owner]
         outcomes = load_outcomes(phase)
+        unknown = [c for c in criteria if c not in outcomes.criteria]
+        if unknown:
+            raise CourseError(f"phase {phase} has no criterion {', '.join(unknown)} "
+                              f"(see {outcomes.path.name})")
+        if criteria:
+            holders = {outcomes.criteria[c].part for c in criteria}
+            parts = [p for p in parts if p.name in holders]
+            if not parts:
+                raise CourseError(f"{', '.join(criteria)} not in the part or task selected")
     except (CourseError, OutcomesError) as e:
         run.grader_errors.append(str(e))
         return run
@@ -95,15 +107,16 @@ def grade_phase(phase: int, *, part: str | None = None, impl: str = "starter", s
     bench_files: list[Path] = []
     graded_any = False
     for p in parts:
-        wanted = {c.id: c for c in outcomes.select(part=p.name, task=task)}
+        wanted = {c.id: c for c in outcomes.select(part=p.name, task=task) if not criteria or c.id in criteria}
         if not wanted:
             if not p.planned:
                 run.grader_errors.append(f"part {p.key} has no criteria"
                                          + (f" for task {phase}.{task}" if task is not None else ""))
             continue
         graded_any = True
+        unwanted = {c.id for c in outcomes.select(part=p.name)} - set(wanted)
         _grade_part(p, wanted, run, impl=impl, root=root, quick=quick, task=task, profile=profile, out=out,
-                    python=python, log=log, bench_files=bench_files, t_start=t_start)
+                    python=python, log=log, bench_files=bench_files, t_start=t_start, skip=unwanted)
     if not graded_any and not run.grader_errors:
         run.grader_errors.append(f"phase {phase} has no graded criteria yet (its parts are planned)")
     run.duration_s = round(time.time() - t_start, 2)
@@ -122,7 +135,7 @@ def _child_env() -> dict[str, str]:
 
 def _grade_part(part: Part, wanted: dict, run: GradeRun, *, impl: str, root: Path, quick: bool,
                 task: int | None, profile: str | None, out: Path, python: str, log, bench_files: list[Path],
-                t_start: float) -> None:
+                t_start: float, skip: set[str] = frozenset()) -> None:
     """Grade the ``wanted`` criteria of one part, restarting the child after each kill, into ``run``."""
     records = out / f"records-{part.name}.jsonl" if part.name else out / "records.jsonl"
     records.unlink(missing_ok=True)
@@ -142,7 +155,7 @@ def _grade_part(part: Part, wanted: dict, run: GradeRun, *, impl: str, root: Pat
                "-p", "no:cacheprovider", "-o", "addopts=--strict-markers", "-o", "console_output_style=classic",
                f"--rootdir={REPO_ROOT}", f"--lab-phase={part.phase}", f"--lab-impl={impl}",
                f"--lab-root={root}", f"--lab-records={records}", f"--benchmark-json={bench}",
-               f"--lab-done={','.join(results)}"]
+               f"--lab-done={','.join([*results, *sorted(skip)])}"]
         cmd += [f"--lab-part={part.name}"] if part.name else []
         cmd += ["--lab-quick"] if quick else []
         cmd += [f"--lab-task={task}"] if task is not None else []

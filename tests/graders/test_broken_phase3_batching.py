@@ -111,3 +111,132 @@ def test_a_batcher_that_waits_for_a_full_batch_misses_the_latency_bound(tmp_path
     assert late["verdict"] == "fail" and late["points"] == 0, late["message"]
     assert late["value"] > 150, late["message"]
     assert "canary" in late["message"] or "no machine stall" in late["message"], late["message"]
+
+
+# A correct batcher written the way a learner would from the guide (Tasks 3.1 and 3.2), and three sloppy
+# variants of it that every throughput and latency figure lets through: each must fail the one
+# criterion that looks at what it gets wrong, graded alone (--criterion), so these stay cheap.
+LEARNER_BATCHER = textwrap.dedent('''
+    def check_request(x, *, input_shape, dtype):
+        if not isinstance(x, torch.Tensor):
+            raise InvalidRequest(f"expected a torch.Tensor, got {type(x).__name__}")
+        if x.dtype != dtype:
+            raise InvalidRequest(f"wrong dtype {x.dtype}, expected {dtype}")
+        if tuple(x.shape) != tuple(input_shape):
+            raise InvalidRequest(f"wrong shape {tuple(x.shape)}, expected {tuple(input_shape)}")
+        return x
+
+    def _submit(self, x):
+        try:
+            x = check_request(x, input_shape=self.input_shape, dtype=self.dtype)
+        except InvalidRequest:
+            self._counters.add(rejected=1)
+            raise
+        request = _Request(x=x, future=Future(), enqueued_ns=time.perf_counter_ns())
+        with self._cond:
+            if not self._accepting:
+                raise BatcherClosed("not running")
+            if len(self._queue) >= self.config.max_queue_size:
+                raise Overloaded(f"{len(self._queue)} waiting, limit {self.config.max_queue_size}")
+            self._queue.append(request)
+            self._cond.notify()
+        return request.future
+
+    def _next_batch(self):
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing:
+                    self._cond.wait()
+                if not self._queue:
+                    return None
+                deadline = self._queue[0].enqueued_ns + int(self.config.max_queue_delay_ms * 1e6)
+                while len(self._queue) < self.config.max_batch_size and not self._closing:
+                    remaining = (deadline - time.perf_counter_ns()) / 1e9
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                taken = [self._queue.popleft() for _ in range(min(len(self._queue), self.config.max_batch_size))]
+            batch = [r for r in taken if r.future.set_running_or_notify_cancel()]
+            if batch:
+                return batch
+
+    def _run_batch(self, batch):
+        try:
+            out = self._call_model(torch.stack([r.x for r in batch]))
+            if out.shape[0] != len(batch):
+                raise ValueError(f"{out.shape[0]} rows for {len(batch)} requests")
+        except Exception as e:
+            error = ModelError(str(e))
+            error.__cause__ = e
+            for r in batch:
+                _fail(r.future, error)
+            return
+        for r, row in zip(batch, out.unbind(0)):
+            _resolve(r.future, row)
+
+    def _close(self, *, drain=True, timeout_s=10.0):
+        with self._cond:
+            self._accepting, self._closing = False, True
+            dropped = [] if drain else list(self._queue)
+            if not drain:
+                self._queue.clear()
+            self._cond.notify_all()
+        for r in dropped:
+            _fail(r.future, BatcherClosed("closed"))
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout_s)
+
+    DynamicBatcher.submit, DynamicBatcher._next_batch = _submit, _next_batch
+    DynamicBatcher._run_batch, DynamicBatcher.close = _run_batch, _close
+    ''')
+_WAIT_ON_CONDITION = """\
+                self._cond.wait(remaining)
+"""
+_NOT_CANCELLED = "batch = [r for r in taken if r.future.set_running_or_notify_cancel()]"
+_ROW_CHECK = """\
+        if out.shape[0] != len(batch):
+            raise ValueError(f"{out.shape[0]} rows for {len(batch)} requests")
+"""
+# The guide's pitfall: it sleeps out the delay, releasing the lock, instead of waiting on the
+# condition, so a batch that fills meanwhile still waits for the whole delay.
+SLEEPER = LEARNER_BATCHER.replace(_WAIT_ON_CONDITION, """\
+                self._cond.release()
+                try:
+                    time.sleep(remaining)
+                finally:
+                    self._cond.acquire()
+""")
+# Computes what its clients cancelled (and _resolve quietly drops the answer).
+NO_CANCEL = LEARNER_BATCHER.replace(_NOT_CANCELLED, "batch = taken")
+# Trusts the model to return one row per request.
+NO_ROW_CHECK = LEARNER_BATCHER.replace(_ROW_CHECK, "")
+
+
+def _grade_alone(tmp_path, code: str, *criteria: str):
+    sub = make_submission(tmp_path, {"batcher.py": code}, "phase3_advanced/batching")
+    args = [a for c in criteria for a in ("--criterion", c)]
+    g = run_grade(tmp_path / "g", "--phase", "3", "--quick", *args, "--submission", str(sub), timeout=300)
+    assert "Traceback" not in g.stdout, g.stdout[-2000:]
+    assert sorted(g.verdicts) == sorted(criteria), g.stdout[-2000:]
+    return g
+
+
+def test_a_learner_style_batcher_passes_the_checks_the_sloppy_ones_fail(tmp_path):
+    g = _grade_alone(tmp_path, LEARNER_BATCHER, "p3.batching.dispatch", "p3.batching.bad_requests")
+    assert g.code == 0, g.stdout[-3000:]
+    assert g.criterion("p3.batching.dispatch")["details"]["cancelled_computed"] == 0
+
+
+@pytest.mark.parametrize("variant, criterion, words", [
+    ("SLEEPER", "p3.batching.dispatch", "slept instead of waiting on the condition"),
+    ("NO_CANCEL", "p3.batching.dispatch", "set_running_or_notify_cancel"),
+    ("NO_ROW_CHECK", "p3.batching.bad_requests", "one row too few"),
+])
+def test_a_sloppy_batcher_fails_the_criterion_it_breaks(tmp_path, variant, criterion, words):
+    code = globals()[variant]
+    assert code != LEARNER_BATCHER, f"{variant}: the replacement did not apply"
+    compile(code, variant, "exec")
+    g = _grade_alone(tmp_path, code, criterion)
+    c = g.criterion(criterion)
+    assert g.code == 1 and c["verdict"] == "fail" and c["points"] == 0, c["message"]
+    assert words in c["message"], c["message"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ...harness import (LoadRun, Stalls, UnbatchedServer, closed_loop, cuda_sync, gc_paused, paired_ratio,
                         percentile_label, poisson, summarize, watch_stalls)
 from ...plugin import criterion
+from .ceiling import efficiency, efficiency_interval, measure_ceiling, speedup_for
 from .common import atol_for, cpu_threads, device_of, make_batcher, no_tf32, probe, stop
 from .workloads import Instrumented, build, compare, expected_outputs, fresh_inputs, tags_of
 
@@ -71,10 +72,15 @@ def test_correct_under_load(grade, learner):
 # ---------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SpeedWorkload:
+    """What ``p3.batching.speedup`` serves: the model, its batch limit, requests per timed run and pairs,
+    and for the model's own ceiling (``ceiling.py``) the samples per pair and the pairs."""
+
     model: str
     max_batch_size: int
     requests: int
     pairs: int
+    ceiling_samples: int
+    ceiling_pairs: int
 
 
 def speed_workload(grade) -> SpeedWorkload:
@@ -82,17 +88,21 @@ def speed_workload(grade) -> SpeedWorkload:
     (94 -> 347 samples/s from batch 1 to 16 on the build machine). CUDA: ResNet-50 at
     224x224, a large model that only a GPU's width rewards batching for."""
     if grade.cuda:
-        return SpeedWorkload("resnet50", 32, 512, 3 if grade.quick else 5)
-    return SpeedWorkload("digits_resnet18", 16, 128 if grade.quick else 192, 3 if grade.quick else 5)
+        return SpeedWorkload("resnet50", 32, 512, 3 if grade.quick else 5, 128, 7)
+    return SpeedWorkload("digits_resnet18", 16, 128 if grade.quick else 192, 3 if grade.quick else 5, 64,
+                         5 if grade.quick else 7)
 
 
 @criterion("p3.batching.speedup")
 def test_batching_speedup(grade, learner, benchmark):
-    """Throughput of the learner's batcher over the grader's one-request-per-call server.
+    """The learner's batching gain as a share of what the model itself gains from batching, same run.
 
-    Same model, same client threads (concurrency 2 x max_batch_size), same fresh inputs, same run,
-    interleaved A B / B A: the median of the paired ratios time(unbatched) / time(batched).
-    Correctness gates it: every batched answer must be right, or there is no speed credit.
+    Speedup: throughput of the learner's batcher over the grader's one-request-per-call server, same
+    model, same client threads (concurrency 2 x max_batch_size), same fresh inputs, interleaved
+    A B / B A: the median of the paired ratios time(unbatched) / time(batched). Ceiling: the model
+    called directly at batch 1 and at max_batch_size on the same samples (``ceiling.py``), same thread
+    count. Graded: efficiency = (speedup - 1) / (ceiling - 1), so the machine's own limit is not
+    held against the learner. Correctness gates it: a single wrong batched answer, no speed credit.
     """
     no_tf32(grade)
     dev = device_of(grade)
@@ -100,6 +110,7 @@ def test_batching_speedup(grade, learner, benchmark):
     model, shape = build(wl.model, dev)
     conc = 2 * wl.max_batch_size
     ours, theirs = Instrumented(model, "unbatched", device=dev), Instrumented(model, "batched", device=dev)
+    sync = cuda_sync if grade.cuda else None
     runs = []
     with cpu_threads(grade):
         batcher = make_batcher(learner, theirs, input_shape=shape, max_batch_size=wl.max_batch_size,
@@ -117,6 +128,13 @@ def test_batching_speedup(grade, learner, benchmark):
                            details={"checked_outputs": len(xs), "wrong_outputs": len(bad)})
                 return
             theirs.reset()
+            # The model's own gain from batching, on this machine, now (the batcher idles meanwhile).
+            ceiling = measure_ceiling(lambda x: model(x.to(dev)), lambda: fresh_inputs(wl.ceiling_samples, shape),
+                                      max_batch_size=wl.max_batch_size, pairs=wl.ceiling_pairs, sync=sync)
+            if ceiling.ratio <= 1.05:
+                grade.fail(f"cannot grade batching here: {wl.model} itself gains only {ceiling.ratio:.2f}x from "
+                           f"batch 1 to {wl.max_batch_size} on this machine", details=ceiling.details())
+                return
 
             def unbatched(xs):
                 runs.append(("unbatched", xs, closed_loop(server.submit, xs, concurrency=conc, total_timeout_s=60)))
@@ -124,8 +142,8 @@ def test_batching_speedup(grade, learner, benchmark):
             def batched(xs):
                 runs.append(("batched", xs, closed_loop(batcher.submit, xs, concurrency=conc, total_timeout_s=60)))
 
-            # Pooled attempts: a second one only while the median's interval straddles the threshold.
-            res = paired_ratio(unbatched, batched, threshold=grade.thresholds.pass_,
+            # Pooled attempts: a second one only while the median's interval straddles the pass mark.
+            res = paired_ratio(unbatched, batched, threshold=speedup_for(grade.thresholds.pass_, ceiling.ratio),
                                make_inputs=lambda: (fresh_inputs(wl.requests, shape),),
                                pairs=wl.pairs, warmup=1, max_attempts=2, benchmark=benchmark)
         finally:
@@ -145,18 +163,31 @@ def test_batching_speedup(grade, learner, benchmark):
     tp = {s: summarize([r.throughput for side, _, r in runs if side == s]).median for s in ("unbatched", "batched")}
     sizes = [b for _, _, b, _ in theirs.calls]
     mean_bs = sum(sizes) / len(sizes) if sizes else 0.0
-    details = {**res.details("unbatched", "batched"), "model": wl.model, "input_shape": list(shape),
+    eff = efficiency(res.median, ceiling.ratio)
+    details = {**res.details("unbatched", "batched"), **ceiling.details(), "speedup_x": res.median,
+               "speedup_interval": list(res.interval), "efficiency_pct": eff,
+               "model": wl.model, "input_shape": list(shape),
                "max_batch_size": wl.max_batch_size, "concurrency": conc, "requests_per_run": wl.requests,
                "unbatched_req_s": tp["unbatched"], "batched_req_s": tp["batched"], "mean_batch_size": mean_bs,
-               "checked_outputs": checked, "wrong_outputs": wrong, "failed_requests": failed}
+               "checked_outputs": checked, "wrong_outputs": wrong, "failed_requests": failed,
+               # the verdict's lines on the ratios' own axis (x): the model's ceiling, pass and full marks
+               "sample_marks": {f"the model's own gain {ceiling.ratio:.2f}x": ceiling.ratio,
+                                f"pass ({grade.thresholds.pass_:g} % of the gain)":
+                                    speedup_for(grade.thresholds.pass_, ceiling.ratio),
+                                f"full marks ({grade.thresholds.full:g} % of the gain)":
+                                    speedup_for(grade.thresholds.full, ceiling.ratio)}}
     if failed or wrong:
         grade.fail(f"no speed credit: {failed} batched requests failed and {wrong} of {checked} checked outputs "
-                   f"were wrong", value=res.median, details=details)
+                   f"were wrong", value=eff, details=details)
         return
-    grade.record(res.median, interval=res.interval, noise=res.noise, details=details,
-                 message=f"{wl.model} {'x'.join(map(str, shape))}, {conc} clients: batched {tp['batched']:.0f} "
-                         f"req/s vs unbatched {tp['unbatched']:.0f} req/s (mean batch {mean_bs:.1f} of "
-                         f"{wl.max_batch_size}); median of {res.ratios.n} paired ratios")
+    grade.record(eff, interval=efficiency_interval(res.interval, ceiling), noise=res.noise, details=details,
+                 message=f"your batcher reached {eff:.0f} % of what {wl.model} "
+                         f"{'x'.join(map(str, shape))} can gain from batching on this machine: {res.median:.2f}x "
+                         f"of a possible {ceiling.ratio:.2f}x (the model called directly: "
+                         f"{ceiling.b1_samples_s:.0f} samples/s at batch 1, {ceiling.bmax_samples_s:.0f} at batch "
+                         f"{wl.max_batch_size}); {conc} clients: batched {tp['batched']:.0f} req/s vs unbatched "
+                         f"{tp['unbatched']:.0f} req/s, mean batch {mean_bs:.1f} of {wl.max_batch_size}; median of "
+                         f"{res.ratios.n} paired ratios")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -225,7 +256,12 @@ def test_latency_bound(grade, learner, timer):
                "machine_stalls_measured": stalls.available,
                "samples": {"closed-loop latency ms": [v for v in closed.latency_ms if v == v],
                            "poisson latency ms": [v for v in arrivals.latency_ms if v == v]},
-               "samples_unit": "ms"}
+               "samples_unit": "ms",
+               # the verdict's lines on the samples' own axis (ms): the bound, pass and full marks
+               "sample_marks": {"bound": bound,
+                                f"pass ({grade.thresholds.pass_:g} % of the bound)": bound * grade.thresholds.pass_ / 100,
+                                f"full marks ({grade.thresholds.full:g} % of the bound)":
+                                    bound * grade.thresholds.full / 100}}
     if closed.failed or arrivals.failed or a.wrong:
         grade.fail(f"{closed.failed + arrivals.failed} requests failed ({closed.error_kinds() or arrivals.error_kinds()}) "
                    f"and {a.wrong} got a wrong output: latency is only graded when every answer is right",

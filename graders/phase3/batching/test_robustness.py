@@ -14,7 +14,7 @@ from ...harness import closed_loop, summarize
 from ...harness.timing import now_ns
 from ...plugin import criterion
 from .common import cpu_threads, learner_error_class, make_batcher, probe, stop
-from .workloads import (POISON, Instrumented, SleepModel, build, chain_text, compare, expected_outputs,
+from .workloads import (POISON, SHORT, Instrumented, SleepModel, build, chain_text, compare, expected_outputs,
                         fresh_inputs, tags_of, thread_count_settles)
 
 
@@ -133,6 +133,56 @@ def _poison_problems(run, want, poisoned: list[int], shared: set[int], n: int) -
     return problems
 
 
+def _row_count_problems(grade, learner, model, shape, model_error) -> tuple[list[str], dict]:
+    """A model that returns one row too few for some batches: every request of such a batch must fail.
+
+    Without the row-count check, ``zip(batch, rows)`` quietly gives the first B - 1 requests an answer
+    and leaves the last one waiting forever; with one row too many, every request would get a row,
+    whatever the model computed. Either way the output does not match the batch, so none can be trusted.
+    """
+    inst = Instrumented(model, "digits_cnn", short=True)
+    xs = fresh_inputs(64, shape)
+    marked = [9, 41]
+    for i in marked:
+        xs[i].view(-1)[0] = SHORT
+    want = expected_outputs(model, xs)
+    with cpu_threads(grade):
+        batcher = make_batcher(learner, inst, input_shape=shape, max_batch_size=8, max_queue_delay_ms=5,
+                               max_queue_size=256)
+        try:
+            probe(learner, batcher.submit, fresh_inputs(1, shape)[0])
+            run = closed_loop(batcher.submit, xs, concurrency=8, result_timeout_s=3, total_timeout_s=40)
+            after = closed_loop(batcher.submit, fresh_inputs(16, shape), concurrency=8, total_timeout_s=20)
+        finally:
+            stop(batcher)
+    index = {t: i for i, t in enumerate(tags_of(xs))}
+    index.pop(SHORT, None)                   # the marked requests share one tag: added by index below
+    short_batches = [[index[t] for t in tags if t in index] for _, _, _, tags in inst.calls if SHORT in tags]
+    in_short = {i for b in short_batches for i in b} | set(marked)
+    answered = sorted(i for i in in_short if run.errors[i] is None)
+    hung = sorted(i for i in in_short if isinstance(run.errors[i], TimeoutError))
+    other = sorted(i for i in in_short if run.errors[i] is not None and i not in hung
+                   and not isinstance(run.errors[i], model_error))
+    bad_out = set(compare(run.outputs, want, 1e-4)[0])
+    collateral = sorted(i for i in range(len(xs)) if i not in in_short and (run.errors[i] is not None or i in bad_out))
+    problems = []
+    if answered or hung:
+        problems.append(f"the model returned one row too few for {len(short_batches)} batches "
+                        f"({len(in_short)} requests): {len(answered)} of their requests got an answer "
+                        f"anyway and {len(hung)} never got one; check outputs.shape[0] == len(batch) and fail the "
+                        f"whole batch with ModelError")
+    if other:
+        problems.append(f"{len(other)} requests of a batch with the wrong row count failed with "
+                        f"{type(run.errors[other[0]]).__name__}, not ModelError")
+    if collateral:
+        problems.append(f"{len(collateral)} requests outside those batches failed or were wrong")
+    if after.failed:
+        problems.append(f"after a batch with the wrong row count, {after.failed} of 16 new requests failed")
+    return problems, {"wrong_rows_batches": len(short_batches), "wrong_rows_answered": len(answered),
+                      "wrong_rows_unsettled": len(hung),
+                      "wrong_rows_mishandled": len(answered) + len(hung) + len(other)}
+
+
 @criterion("p3.batching.bad_requests")
 def test_bad_requests(grade, learner):
     """Malformed requests are refused alone; a model that raises fails its batch, not the batcher."""
@@ -152,12 +202,16 @@ def test_bad_requests(grade, learner):
     problems += _poison_problems(run, want, poisoned, shared, n)
     if after.failed:
         problems.append(f"after the model raised, {after.failed} of 32 new requests failed: the batcher died")
+    # Part 3: a model whose output has the wrong number of rows.
+    rows_problems, rows = _row_count_problems(grade, learner, model, shape, learner_error_class(learner, "ModelError"))
+    problems += rows_problems
     grade.record(len(problems), message="; ".join(problems) if problems else
                  f"6 kinds of malformed input refused with InvalidRequest; {len(poisoned)} poisoned requests "
                  f"failed with the model's error ({len(shared) - len(poisoned)} batch-mates failed with them), "
-                 f"the other {n - len(shared)} answered correctly, and the batcher kept serving",
+                 f"the other {n - len(shared)} answered correctly, and the batcher kept serving; the "
+                 f"{rows['wrong_rows_batches']} batches the model returned one row too few for failed whole",
                  details={"problems": problems, "poisoned": poisoned, "batched_with_poison": sorted(shared),
-                          "bad_submits_mishandled": len(bad_log), "after_failed": after.failed})
+                          "bad_submits_mishandled": len(bad_log), "after_failed": after.failed, **rows})
 
 
 @dataclass
@@ -281,7 +335,10 @@ def test_backpressure(grade, learner):
     details = {"submits": sub.n, "refused": len(log.refused), "accepted": len(log.accepted), "other_errors": len(log.other),
                "peak_outstanding": log.peak, "allowed_outstanding": limit, "submit_p50_ms": sub.median,
                "submit_p99_ms": sub.p99, "submit_max_ms": sub.max, "rss_growth_mb": (log.rss_peak - rss0) / 2**20,
-               "recovery_failed": recovery.failed, "hung": hung, "failed_accepted": len(failed)}
+               "recovery_failed": recovery.failed, "hung": hung, "failed_accepted": len(failed),
+               # every k-th submit time (at most ~4,000 kept): the distribution the p99 was read from
+               "samples": {"submit() ms during the flood": log.submit_ms[::max(1, len(log.submit_ms) // 4000)]},
+               "samples_unit": "ms"}
     gates = _backpressure_gates(log, sub, queue, limit, hung, failed, wrong, recovery)
     if gates:
         grade.fail("; ".join(gates), value=sub.p99, details=details)

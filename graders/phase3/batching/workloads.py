@@ -24,11 +24,13 @@ from torch import nn
 
 from ...harness.timing import now_ns
 
-__all__ = ["POISON", "Instrumented", "build", "expected_outputs", "compare", "tags_of", "fresh_inputs",
+__all__ = ["POISON", "SHORT", "Instrumented", "build", "expected_outputs", "compare", "tags_of", "fresh_inputs",
            "SleepModel", "FakeServer", "chain_text", "thread_count_settles"]
 
 #: An input whose first element is this value makes an Instrumented(poison=True) model raise.
 POISON = 12345.0
+#: An input whose first element is this value makes an Instrumented(short=True) model return one row too few.
+SHORT = 23456.0
 
 
 def tags_of(x: torch.Tensor) -> list[float]:
@@ -40,11 +42,14 @@ class Instrumented:
     """``model_fn`` for the learner's batcher: the model, under inference_mode, with a call log.
 
     ``calls`` holds ``(start_ns, end_ns, batch_size, tags)`` per call, from any thread. With
-    ``poison=True`` a batch holding an input whose first element is :data:`POISON` raises.
+    ``poison=True`` a batch holding an input whose first element is :data:`POISON` raises; with
+    ``short=True`` a batch holding one whose first element is :data:`SHORT` gets ``B - 1`` rows back
+    (the last row dropped), as a model with a bug in its output handling would return.
     """
 
-    def __init__(self, model: nn.Module | Callable, name: str, *, device: str = "cpu", poison: bool = False):
-        self.model, self.name, self.device, self.poison = model, name, device, poison
+    def __init__(self, model: nn.Module | Callable, name: str, *, device: str = "cpu", poison: bool = False,
+                 short: bool = False):
+        self.model, self.name, self.device, self.poison, self.short = model, name, device, poison, short
         self.calls: list[tuple[int, int, int, list[float]]] = []
         self._lock = threading.Lock()
 
@@ -59,7 +64,7 @@ class Instrumented:
             y = self.model(x.to(self.device)).float().cpu()
         with self._lock:
             self.calls.append((t0, now_ns(), len(tags), tags))
-        return y
+        return y[:-1] if self.short and SHORT in tags else y
 
     def intervals(self) -> list[tuple[str, int, int]]:
         with self._lock:
