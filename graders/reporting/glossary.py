@@ -140,6 +140,14 @@ GLOSSARY: dict[str, str] = {
     "top1": "Top-1 accuracy of your engine on the digits test split, %.",
     "top1_eager": "Top-1 accuracy of eager PyTorch on the same split, %.",
     "top1_agreement": "Share of images whose top-1 class matches eager PyTorch's (1.0 = all).",
+    "qdq_top1": "Top-1 accuracy of your Q/DQ (INT8) file on the digits test split, run by ONNX Runtime as written "
+                "(optimizations off), %.",
+    "quantize_nodes": "QuantizeLinear nodes in your Q/DQ file.",
+    "dequantize_nodes": "DequantizeLinear nodes in your Q/DQ file.",
+    "unquantized_layers": "Conv/Gemm/MatMul nodes whose weight does not come through a DequantizeLinear "
+                          "(they would run in FP32; the first 10).",
+    "calibration_batches_read": "Calibration batches your code took from the grader's reader (get_next calls that "
+                                "returned a batch).",
     "images": "Number of test images compared.",
     "sizes_ok": "Batch sizes your exported model answered correctly.",
     "sizes_failed": "Batch sizes your exported model failed on.",

@@ -238,13 +238,15 @@ class TRTConfig:
     """How to build a TensorRT engine from an ONNX file.
 
     Attributes:
-        precision: "fp32" (TF32 off, so results match PyTorch FP32), "fp16" or "int8" (INT8 with
-            FP16 fallback, calibrated).
+        precision: "fp32" (TF32 off, so results match PyTorch FP32), "fp16" (an FP16 copy of the ONNX
+            file) or "int8" (explicit quantization: a symmetric INT8 Q/DQ copy, calibrated, the layers
+            without Q/DQ staying FP32). The file carries the precision; the network is strongly typed.
         min_batch, opt_batch, max_batch: the optimization profile of the batch dimension (the engine
             accepts min..max; kernels are tuned for opt).
         workspace_mb: scratch memory the builder may use for its tactics (MiB).
-        calibration_batches: at most this many batches are fed to the INT8 calibrator.
-        calibration_cache: file to read/write the INT8 calibration table (None: no cache).
+        calibration_batches: at most this many batches are used to calibrate the INT8 Q/DQ file.
+        calibration_cache: the INT8 Q/DQ ONNX file: reused when it exists (no calibration), written
+            there otherwise (None: a temporary file). The same file runs in ONNX Runtime.
     """
 
     precision: str = "fp16"

@@ -75,3 +75,40 @@ def test_one_graph_per_shape_fails_the_recompilation_criterion(tmp_path):
     assert rec["verdict"] == "fail" and "one graph per shape" in rec["message"], rec["message"]
     assert g.verdicts["p2.compilation.compile_correct"] == "pass"     # right answers, just recompiled
     assert "not implemented yet: Task 2.10" in g.criterion("p2.compilation.compile_speedup_cpu")["message"]
+
+
+def _qdq_variant(extra_options: str) -> str:
+    """A learner's qdq_onnx that quantizes with ``extra_options`` (the rest as the guide says)."""
+    return textwrap.dedent(f'''
+        def qdq_onnx(onnx_path, reader, out_path):
+            from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+            reader.rewind()
+            quantize_static(str(onnx_path), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, extra_options={extra_options})
+            return Path(out_path)
+        ''')
+
+
+@pytest.mark.parametrize("name, options, says", [
+    # ONNX Runtime's defaults for activations: asymmetric, so the zero points are not 0.
+    ("asymmetric", "{'WeightSymmetric': True, 'QuantizeBias': False}", "symmetric INT8"),
+    # Biases quantized to INT32 behind a DequantizeLinear: TensorRT's parser refuses them.
+    ("int32_bias", "{'ActivationSymmetric': True, 'WeightSymmetric': True}", "INT32 DequantizeLinear"),
+])
+def test_a_qdq_file_tensorrt_would_refuse_fails(tmp_path, name, options, says):
+    sub = make_submission(tmp_path, {"trt_engine.py": _qdq_variant(options)}, "phase2_optimization/compilation")
+    g = _grade(tmp_path, 11, "--submission", str(sub), "--criterion", "p2.compilation.trt_qdq_onnx")
+    c = g.criterion("p2.compilation.trt_qdq_onnx")
+    assert c["verdict"] == "fail" and c["points"] == 0, (name, c["message"])
+    assert "TensorRT would refuse" in c["message"] and says in c["message"], c["message"]
+
+
+def test_the_guide_s_qdq_settings_pass(tmp_path):
+    """A learner who follows the guide's option list (not the reference's code) gets full marks."""
+    options = ("{'ActivationSymmetric': True, 'WeightSymmetric': True, 'AddQDQPairToWeight': True, "
+               "'DedicatedQDQPair': True, 'QuantizeBias': False}")
+    sub = make_submission(tmp_path, {"trt_engine.py": _qdq_variant(options)}, "phase2_optimization/compilation")
+    g = _grade(tmp_path, 11, "--submission", str(sub), "--criterion", "p2.compilation.trt_qdq_onnx")
+    c = g.criterion("p2.compilation.trt_qdq_onnx")
+    assert c["verdict"] == "pass" and c["points"] == 10, c["message"]

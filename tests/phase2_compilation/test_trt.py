@@ -1,11 +1,12 @@
-"""Task 2.11: TensorRT. Configs and the batch reader everywhere; engines only with a GPU and TensorRT."""
+"""Task 2.11: TensorRT. Configs, the batch reader and the FP16 / Q/DQ files everywhere; engines only with a GPU and
+TensorRT (``test_trt_api.py`` runs the engine code against a fake of TensorRT 10 and 11 on any machine)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from .conftest import IMAGE, make_tiny
+from .conftest import IMAGE, make_tiny, run_onnx
 from .impl import needs_trt, p2c
 
 pytestmark = pytest.mark.phase2_task11
@@ -31,6 +32,42 @@ def test_batch_reader_gives_full_batches_then_none():
     assert p2c.TRTBatchReader(images, 4, max_batches=3).num_batches == 3
     with pytest.raises(ValueError):
         p2c.TRTBatchReader(images[:3], 8)
+
+
+def test_fp16_onnx_is_float16_inside_and_float32_outside(tiny_onnx, tmp_path):
+    import onnx
+
+    out = p2c.fp16_onnx(tiny_onnx, tmp_path / "tiny_fp16.onnx")
+    model = onnx.load(str(out))
+    io = [v.type.tensor_type.elem_type for v in (*model.graph.input, *model.graph.output)]
+    assert io == [onnx.TensorProto.FLOAT] * 2, "inputs and outputs stay float32 (keep_io_types=True)"
+    kinds = [i.data_type for i in model.graph.initializer if i.dims]
+    assert kinds and set(kinds) == {onnx.TensorProto.FLOAT16}, "every weight is float16"
+    x = torch.randn(5, *IMAGE)
+    with torch.inference_mode():
+        want = make_tiny()(x).numpy()
+    got = run_onnx(model, input=x.numpy())
+    assert np.abs(got - want).max() / np.abs(want).max() < 3e-2
+
+
+def test_qdq_onnx_is_what_tensorrt_builds_and_runs_in_onnx_runtime(tiny_onnx, tmp_path):
+    import onnx
+
+    from graders.phase2.compilation.qdq_rules import parse_problems, unquantized_layers
+
+    torch.manual_seed(0)
+    reader = p2c.TRTBatchReader(torch.randn(64, *IMAGE), 8)
+    reader.get_next()                                           # qdq_onnx must rewind it first
+    out = p2c.qdq_onnx(tiny_onnx, reader, tmp_path / "tiny_int8.onnx")
+    model = onnx.load(str(out))
+    assert [n.op_type for n in model.graph.node].count("QuantizeLinear") >= 3
+    assert parse_problems(model) == [], "symmetric INT8 Q/DQ only (zero point 0), no INT32 bias DequantizeLinear"
+    assert unquantized_layers(model) == [], "every Conv/Gemm weight comes through a DequantizeLinear"
+    x = torch.randn(8, *IMAGE)
+    with torch.inference_mode():
+        want = make_tiny()(x).numpy()
+    got = run_onnx(model, input=x.numpy())                      # the same file runs in ONNX Runtime
+    assert np.abs(got - want).max() / np.abs(want).max() < 0.2
 
 
 def test_tensorrt_available_says_why_not():
@@ -61,6 +98,7 @@ def test_engine_round_trip(tmp_path, tiny_onnx, precision, tol):
     (tmp_path / "e.plan").write_bytes(engine)
     for source in (engine, tmp_path / "e.plan"):
         runner = p2c.load_engine(source)
+        assert runner.stream.cuda_stream != 0, "the engine runs on its own stream, not the legacy default one"
         for bs in (1, 5, 8):
             x = torch.randn(bs, *IMAGE)
             with torch.inference_mode():
@@ -75,10 +113,10 @@ def test_engine_round_trip(tmp_path, tiny_onnx, precision, tol):
 def test_int8_engine_with_a_calibration_cache(tmp_path, tiny_onnx):
     torch.manual_seed(0)
     reader = p2c.TRTBatchReader(torch.randn(64, *IMAGE), 8)
-    cache = tmp_path / "calib.cache"
+    cache = tmp_path / "tiny_int8_qdq.onnx"
     cfg = p2c.TRTConfig(precision="int8", opt_batch=8, max_batch=8, calibration_cache=str(cache))
     engine = p2c.build_engine(tiny_onnx, cfg, reader)
-    assert cache.is_file() and cache.stat().st_size > 0
+    assert cache.is_file() and cache.stat().st_size > 0           # the Q/DQ file, reused by the next build
     x = torch.randn(8, *IMAGE)
     with torch.inference_mode():
         want = make_tiny()(x)

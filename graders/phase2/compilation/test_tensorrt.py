@@ -1,20 +1,23 @@
 """Task 2.11: TensorRT engines built by the learner from the grader's ONNX files, run and timed by the grader.
 
-Every criterion here needs an NVIDIA GPU and the ``tensorrt`` package (the optional ``gpu`` extra);
-elsewhere each is skipped with that reason. Written against TensorRT 10's Python API.
+``p2.compilation.trt_qdq_onnx`` runs on any machine: the learner's explicit-quantization (Q/DQ) file is checked
+for the form TensorRT builds and run in ONNX Runtime. The engine criteria need an NVIDIA GPU and the
+``tensorrt`` package (the optional ``gpu`` extra, TensorRT 10 or 11); elsewhere each is skipped with that reason.
 """
 from __future__ import annotations
 
 import copy
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ...checks import as_tensor, expect
 from ...harness import paired_ratio
 from ...plugin import criterion
-from .workloads import (digits_resnet18, grader_export, rel_diff, resnet18_224, resnet18_224_onnx,
-                                tensorrt_or_skip)
+from .qdq_rules import parse_problems, unquantized_layers
+from .workloads import (digits_resnet18, grader_export, grader_session, rel_diff, resnet18_224, resnet18_224_onnx,
+                        run_session, tensorrt_or_skip)
 
 _ENGINES: dict[str, bytes] = {}
 _LOGGER: list = []
@@ -79,6 +82,79 @@ def _digits_top1(learner, runner, what: str, bs: int = 32) -> tuple[float, float
         agree += int((got.argmax(1) == want.argmax(1)).sum())
     n = x.shape[0]
     return 100 * right / n, 100 * right_eager / n, worst, agree / n
+
+
+class _Calibration:
+    """The grader's own calibration reader (ONNX Runtime's protocol) over the digits calibration split."""
+
+    def __init__(self, batch: int = 8) -> None:
+        from labdata import catalog
+
+        images, _ = catalog.get("digits_resnet18").dataset("calib")          # disjoint from the test split
+        self.data = np.ascontiguousarray(images.numpy(), dtype=np.float32)
+        self.batch, self.index, self.given = batch, 0, 0
+
+    def get_next(self):
+        i = self.index * self.batch
+        if i + self.batch > self.data.shape[0]:
+            return None
+        self.index += 1
+        self.given += 1
+        return {"input": self.data[i:i + self.batch].copy()}
+
+    def rewind(self) -> None:
+        self.index = 0
+
+
+@criterion("p2.compilation.trt_qdq_onnx")
+def test_trt_qdq_onnx(grade, learner, tmp_path):
+    import onnx
+
+    reader = _Calibration()
+    target = tmp_path / "your_int8_qdq.onnx"
+    got = learner.call("qdq_onnx", _digits_onnx(tmp_path), reader, target)
+    expect(isinstance(got, (str, Path)) and Path(got).is_file(), f"qdq_onnx should return the path of the file it wrote, "
+                                                                f"got {got!r}")
+    try:
+        model = onnx.load(str(got))
+        onnx.checker.check_model(model)
+    except Exception as e:  # noqa: BLE001 - any complaint about the file is the learner's
+        expect(False, f"your Q/DQ file is not a valid ONNX model: {type(e).__name__}: {str(e)[:300]}")
+    ops = [n.op_type for n in model.graph.node]
+    problems, plain = parse_problems(model), unquantized_layers(model)
+    details = {"quantize_nodes": ops.count("QuantizeLinear"), "dequantize_nodes": ops.count("DequantizeLinear"),
+               "unquantized_layers": plain[:10], "calibration_batches_read": reader.given,
+               "bytes": Path(got).stat().st_size}
+    if not ops.count("QuantizeLinear"):
+        grade.fail("your file has no QuantizeLinear node: it is not a Q/DQ (explicitly quantized) model; "
+                   "use quant_format=QuantFormat.QDQ", details=details)
+        return
+    if problems:
+        grade.fail(f"TensorRT would refuse {len(problems)} Q/DQ node(s): {problems[0]}", details={**details,
+                   "problems": problems[:10]})
+        return
+    if plain:
+        grade.fail(f"{len(plain)} layer(s) keep FP32 weights (no DequantizeLinear before the weight), e.g. {plain[0]}: "
+                   f"the engine would run them in FP32", details=details)
+        return
+    # Accuracy of the file as written: ONNX Runtime with its optimizations off runs each Q/DQ pair as written
+    # (quantize, round, dequantize in float), the same arithmetic on every CPU, and what TensorRT's INT8 layers
+    # compute up to their accumulation order.
+    model_fp32, x, y = digits_resnet18()
+    session = grader_session(Path(got), level="ORT_DISABLE_ALL")
+    right = right_eager = 0
+    for i in range(0, x.shape[0], 64):
+        xb = x[i:i + 64]
+        with torch.inference_mode():
+            right_eager += int((model_fp32(xb).argmax(1) == y[i:i + 64]).sum())
+        out = as_tensor(run_session(session, xb), "your Q/DQ model's output", shape=(xb.shape[0], 10))
+        right += int((out.argmax(1) == y[i:i + 64]).sum())
+    n = x.shape[0]
+    top1, top1_eager = 100 * right / n, 100 * right_eager / n
+    grade.record(top1_eager - top1, message=f"Q/DQ file in ONNX Runtime: top-1 {top1:.2f} % vs eager FP32 {top1_eager:.2f} % "
+                                            f"({details['quantize_nodes']} QuantizeLinear, every one symmetric INT8, "
+                                            f"{reader.given} calibration batches read)",
+                 details={**details, "qdq_top1": top1, "top1_eager": top1_eager})
 
 
 @criterion("p2.compilation.trt_fp32_equivalent")
@@ -152,7 +228,7 @@ def test_trt_int8_accuracy(grade, learner, tmp_path):
     from labdata import catalog
 
     calib, _ = catalog.get("digits_resnet18").dataset("calib")        # disjoint from the test split
-    reader = learner.call("TRTBatchReader", calib, 8)
+    reader = learner.call("TRTBatchReader", calib, 8)                 # qdq_onnx calibrates on it, in build_engine
     path = _digits_onnx(tmp_path)
     int8 = _build(learner, trt, "int8", path, reader, precision="int8", min_batch=1, opt_batch=32, max_batch=32,
                   calibration_batches=32)

@@ -9,7 +9,8 @@ Work through the tasks in order, reading the matching section of
                                  remove_noops, optimize_graph
     Task 2.9   ort_sessions.py   make_session, benchmark_sessions, fastest_session
     Task 2.10  torch_compile.py  compile_model, compile_and_warm_up
-    Task 2.11  trt_engine.py     make_calibrator, build_engine, load_engine, run_engine (NVIDIA GPU + TensorRT)
+    Task 2.11  trt_engine.py     fp16_onnx, qdq_onnx (any machine), build_engine, load_engine, run_engine
+                                 (NVIDIA GPU + TensorRT)
 
 Check one task with ``make grade PHASE=2 TASK=N`` (N = 7..11). ``types.py`` (beside this folder) and the helpers
 (``count_ops``, ``graphs_compiled``, ``tensorrt_available``, ``TRTBatchReader``, ``TRTRunner``) are
@@ -20,7 +21,7 @@ from .graph import (count_ops, fold_batchnorm, fold_batchnorm_onnx, fold_constan
                     remove_noops)
 from .ort_sessions import benchmark_sessions, fastest_session, make_session
 from .torch_compile import compile_and_warm_up, compile_model, graphs_compiled
-from .trt_engine import (TRTBatchReader, TRTRunner, build_engine, load_engine, make_calibrator, run_engine,
+from .trt_engine import (TRTBatchReader, TRTRunner, build_engine, fp16_onnx, load_engine, qdq_onnx, run_engine,
                          tensorrt_available)
 from ..types import (COMPILE_MODES, ORT_LEVELS, TRT_PRECISIONS, CompileConfig, CompileResult, ExportComparison,
                     ExportConfig, GraphReport, OnnxInfo, SessionConfig, SessionTiming, TRTConfig)
@@ -39,6 +40,6 @@ __all__ = [
     # Task 2.10
     "graphs_compiled", "compile_model", "compile_and_warm_up",
     # Task 2.11
-    "tensorrt_available", "TRTBatchReader", "TRTRunner", "make_calibrator", "build_engine", "load_engine",
+    "tensorrt_available", "TRTBatchReader", "TRTRunner", "fp16_onnx", "qdq_onnx", "build_engine", "load_engine",
     "run_engine",
 ]
