@@ -144,7 +144,7 @@ GLOSSARY: dict[str, str] = {
                 "(optimizations off), %.",
     "quantize_nodes": "QuantizeLinear nodes in your Q/DQ file.",
     "dequantize_nodes": "DequantizeLinear nodes in your Q/DQ file.",
-    "unquantized_layers": "Conv/Gemm/MatMul nodes whose weight does not come through a DequantizeLinear "
+    "unquantized_layers": "Conv/Gemm/MatMul nodes whose input or weight does not come through a DequantizeLinear "
                           "(they would run in FP32; the first 10).",
     "calibration_batches_read": "Calibration batches your code took from the grader's reader (get_next calls that "
                                 "returned a batch).",

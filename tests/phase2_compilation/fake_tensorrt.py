@@ -56,14 +56,14 @@ class Dims(tuple):
     """``trt.Dims``: a shape that supports ``len`` and indexing."""
 
 
-def _dtypes():
-    class DataType(enum.Enum):
-        FLOAT = "float32"
-        HALF = "float16"
-        INT8 = "int8"
-        INT32 = "int32"
-        BOOL = "bool"
-    return DataType
+class DataType(enum.Enum):
+    """``trt.DataType``: each member's value is the numpy dtype of its buffers."""
+
+    FLOAT = "float32"
+    HALF = "float16"
+    INT8 = "int8"
+    INT32 = "int32"
+    BOOL = "bool"
 
 
 def fake_tensorrt(major: int) -> types.ModuleType:
@@ -74,7 +74,6 @@ def fake_tensorrt(major: int) -> types.ModuleType:
     trt.__version__ = _VERSIONS[major]
     trt.launches = []          # (stream handle, batch) of every execute_async_v3
     trt.log = []               # (severity, message) the fake logged
-    DataType = _dtypes()
     trt.DataType = DataType
     trt.float32, trt.float16, trt.int8, trt.int32, trt.bool = (DataType.FLOAT, DataType.HALF, DataType.INT8,
                                                               DataType.INT32, DataType.BOOL)
@@ -150,7 +149,7 @@ def fake_tensorrt(major: int) -> types.ModuleType:
             self.errors = [ParserError(e) for e in _onnx_problems(Path(path))]
             if self.errors:
                 return False
-            _fill_network(self.network, Path(path).read_bytes(), DataType)
+            _fill_network(self.network, Path(path).read_bytes())
             return True
 
         def parse(self, model: bytes) -> bool:
@@ -244,7 +243,7 @@ def fake_tensorrt(major: int) -> types.ModuleType:
         def __init__(self, header: dict, onnx_bytes: bytes) -> None:
             self.header, self.onnx = header, onnx_bytes
             net = INetworkDefinition(0)
-            _fill_network(net, onnx_bytes, DataType)
+            _fill_network(net, onnx_bytes)
             self.io = [(t, trt.TensorIOMode.INPUT) for t in net.inputs] + [(t, trt.TensorIOMode.OUTPUT)
                                                                             for t in net.outputs]
             self.session = None
@@ -364,7 +363,7 @@ def _onnx_problems(path: Path) -> list[str]:
     return parse_problems(onnx.load(str(path)))
 
 
-def _fill_network(network, onnx_bytes: bytes, DataType) -> None:
+def _fill_network(network, onnx_bytes: bytes) -> None:
     """The network's I/O tensors (names, shapes with -1 for dynamic dims, dtypes) from the ONNX file."""
     import onnx
 

@@ -7,8 +7,9 @@ are TensorRT's (its developer guide, "Explicit Quantization", and its ONNX parse
   tensor of zeros (ONNX Runtime's default, asymmetric UINT8 activations, does not parse);
 - no ``DequantizeLinear`` of an INT32 tensor (a quantized bias: "only activation types allowed as input
   to this layer"); biases stay FP32 and TensorRT fuses them;
-- and, for the file to be an INT8 model at all, every Conv / Gemm / MatMul weight reaches its layer
-  through a ``DequantizeLinear`` (a layer without one runs in FP32 in a strongly typed network).
+- and, for the file to be an INT8 model at all, every Conv / Gemm / MatMul reads both its input and its
+  weight through a ``DequantizeLinear`` (TensorRT runs a layer in INT8 only when both are quantized; a layer
+  without them runs in FP32 in a strongly typed network).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 
 __all__ = ["parse_problems", "unquantized_layers", "QUANTIZABLE"]
 
-#: Layers whose weight (input 1) must come through Q/DQ for the model to count as INT8.
+#: Layers whose input (0) and weight (1) must come through Q/DQ for the model to count as INT8.
 QUANTIZABLE = ("Conv", "Gemm", "MatMul")
 
 
@@ -47,12 +48,13 @@ def parse_problems(model) -> list[str]:
 
 
 def unquantized_layers(model) -> list[str]:
-    """Names of the Conv/Gemm/MatMul nodes whose weight does not come from a ``DequantizeLinear``."""
+    """Names of the Conv/Gemm/MatMul nodes whose input or weight does not come from a ``DequantizeLinear``."""
     produced_by = {out: node for node in model.graph.node for out in node.output}
-    missing = []
-    for node in model.graph.node:
-        if node.op_type in QUANTIZABLE and len(node.input) > 1:
-            source = produced_by.get(node.input[1])
-            if source is None or source.op_type != "DequantizeLinear":
-                missing.append(node.name or node.output[0])
-    return missing
+
+    def dequantized(name: str) -> bool:
+        source = produced_by.get(name)
+        return source is not None and source.op_type == "DequantizeLinear"
+
+    return [node.name or node.output[0] for node in model.graph.node
+            if node.op_type in QUANTIZABLE and len(node.input) > 1
+            and not (dequantized(node.input[0]) and dequantized(node.input[1]))]

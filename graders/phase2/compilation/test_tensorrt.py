@@ -134,8 +134,8 @@ def test_trt_qdq_onnx(grade, learner, tmp_path):
                    "problems": problems[:10]})
         return
     if plain:
-        grade.fail(f"{len(plain)} layer(s) keep FP32 weights (no DequantizeLinear before the weight), e.g. {plain[0]}: "
-                   f"the engine would run them in FP32", details=details)
+        grade.fail(f"{len(plain)} layer(s) are not quantized (no DequantizeLinear before their input or their weight), "
+                   f"e.g. {plain[0]}: the engine would run them in FP32", details=details)
         return
     # Accuracy of the file as written: ONNX Runtime with its optimizations off runs each Q/DQ pair as written
     # (quantize, round, dequantize in float), the same arithmetic on every CPU, and what TensorRT's INT8 layers
