@@ -12,7 +12,7 @@ Every number that decides a grade is measured here, never taken from the learner
 The timer is captured when this package is imported, before any learner module is, so a
 submission that patches ``time.perf_counter`` cannot change the grader's clock.
 """
-from .load import LoadRun, UnbatchedServer, closed_loop, max_overlap, poisson
+from .load import LoadRun, UnbatchedServer, closed_loop, max_overlap, poisson, poisson_gap_problem
 from .paired import PairedResult, alternating, paired_ratio
 from .stalls import Stalls, gc_paused, watch_stalls
 from .stats import MIN_SAMPLES, Summary, median_interval, percentile_label, ratio_disagreement, straddles, summarize
@@ -27,5 +27,5 @@ __all__ = [
     "PairedResult", "alternating", "paired_ratio",
     "pin_threads", "ort_session_options", "threads",
     "Stalls", "watch_stalls", "gc_paused",
-    "LoadRun", "closed_loop", "poisson", "UnbatchedServer", "max_overlap",
+    "LoadRun", "closed_loop", "poisson", "UnbatchedServer", "max_overlap", "poisson_gap_problem",
 ]

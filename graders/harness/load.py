@@ -35,7 +35,7 @@ import numpy as np
 from .stats import Summary, summarize
 from .timing import now_ns
 
-__all__ = ["LoadRun", "closed_loop", "poisson", "UnbatchedServer", "max_overlap"]
+__all__ = ["LoadRun", "closed_loop", "poisson", "UnbatchedServer", "max_overlap", "poisson_gap_problem"]
 
 
 @dataclass
@@ -148,6 +148,34 @@ def closed_loop(submit: Callable[[Any], Any], inputs: Sequence[Any], *, concurre
                 why = "submit() never returned" if started[i] and math.isnan(run.submit_ms[i]) else "not answered"
                 run.errors[i] = TimeoutError(f"{why} within the run's {total_timeout_s:g} s limit")
     return run
+
+
+#: Exponential gaps have a coefficient of variation (std / mean) of 1; see :func:`poisson_gap_problem`.
+GAP_CV_RANGE = (0.75, 1.25)
+
+
+def poisson_gap_problem(gaps_s: Sequence[float]) -> str | None:
+    """Whether gaps between arrivals (s, at least 2) look exponential; ``None`` when they do, else why not.
+
+    The coefficient of variation (std / mean) must lie in ``GAP_CV_RANGE``: exponential gaps have 1.0
+    (sampling spread about +-0.07 with 450 gaps), evenly spaced ones 0, uniform ones 0.58, gamma(2)
+    ones 0.71, requests sent in bursts of five about 2. A machine that stalls the sender also raises
+    it (one long gap, then the late sends back to back: three 40 ms stalls in 1.5 s at 300 req/s take
+    exponential gaps to about 1.5), so a caller that sees a problem must ask :func:`watch_stalls`
+    whether the machine stalled before calling it the sender's.
+    """
+    g = np.asarray(gaps_s, dtype=np.float64)
+    if g.size < 2 or not np.isfinite(g).all() or g.mean() <= 0:
+        return f"{g.size} gaps between arrivals are too few (or not finite) to judge their shape"
+    cv = float(g.std() / g.mean())
+    lo, hi = GAP_CV_RANGE
+    if cv < lo:
+        return (f"the gaps between arrivals are too regular: coefficient of variation {cv:.2f} (exponential gaps, "
+                f"Poisson arrivals, have 1.0; evenly spaced ones 0; allowed {lo}-{hi})")
+    if cv > hi:
+        return (f"the arrivals come in bursts: the gaps between them have a coefficient of variation of {cv:.2f} "
+                f"(exponential gaps, Poisson arrivals, have 1.0; allowed {lo}-{hi})")
+    return None
 
 
 def poisson(submit: Callable[[Any], Any], inputs: Sequence[Any], *, rate_per_s: float, seed: int,

@@ -240,3 +240,56 @@ def test_a_sloppy_batcher_fails_the_criterion_it_breaks(tmp_path, variant, crite
     c = g.criterion(criterion)
     assert g.code == 1 and c["verdict"] == "fail" and c["points"] == 0, c["message"]
     assert words in c["message"], c["message"]
+
+
+# An open-loop sender that reports the truth, on a schedule the tests choose (GAPS: the gap expression).
+POISSON_SENDER = textwrap.dedent('''
+    def run_poisson(submit_fn, make_input, *, rate_per_s, duration_s, seed=0, timeout_s=30.0):
+        rng = np.random.default_rng(seed)
+        times, t = [], float(GAPS)
+        while t < duration_s:
+            times.append(t)
+            t += float(GAPS)
+        inputs = [make_input(i) for i in range(len(times))]
+        done = [None] * len(times)
+        futures = [None] * len(times)
+        start = time.perf_counter_ns()
+        for i, at in enumerate(times):
+            time.sleep(max(0.0, (start + at * 1e9 - time.perf_counter_ns()) / 1e9))
+            try:
+                futures[i] = submit_fn(inputs[i])
+            except Exception:
+                done[i] = time.perf_counter_ns()
+                continue
+            futures[i].add_done_callback(lambda f, i=i: done.__setitem__(i, time.perf_counter_ns()))
+        latencies, failed = [], 0
+        for i, fut in enumerate(futures):
+            try:
+                fut.result(timeout=timeout_s)
+                while done[i] is None:
+                    time.sleep(0)
+                latencies.append((done[i] - start - times[i] * 1e9) / 1e6)
+            except Exception:
+                failed += 1
+        end = max(d for d in done if d is not None)
+        return LoadReport.from_latencies("poisson", latencies, failed=failed, duration_s=(end - start) / 1e9,
+                                         offered_rate_per_s=float(rate_per_s))
+    ''')
+
+
+@pytest.mark.parametrize("gaps, verdict, words", [
+    ("rng.exponential(1.0 / rate_per_s)", "pass", None),
+    ("1.0 / rate_per_s", "fail", "too regular"),
+    ("rng.uniform(0.0, 2.0 / rate_per_s)", "fail", "too regular"),
+    ("rng.gamma(4.0, 0.25 / rate_per_s)", "fail", "too regular"),
+    ("(5.0 / rate_per_s if rng.random() < 0.2 else 0.0)", "fail", "bursts"),
+])
+def test_the_poisson_criterion_knows_exponential_gaps(tmp_path, gaps, verdict, words):
+    sub = make_submission(tmp_path, {"loadgen.py": POISSON_SENDER.replace("GAPS", gaps)}, "phase3_advanced/batching")
+    g = run_grade(tmp_path / "g", "--phase", "3", "--quick", "--criterion", "p3.batching.loadgen_poisson",
+                  "--submission", str(sub), timeout=300)
+    assert "Traceback" not in g.stdout, g.stdout[-2000:]
+    c = g.criterion("p3.batching.loadgen_poisson")
+    assert c["verdict"] == verdict, c["message"]
+    if words:
+        assert c["points"] == 0 and words in c["message"], c["message"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graders.harness import MIN_SAMPLES, paired_ratio, percentile_label, summarize, time_callable
+from graders.harness import (MIN_SAMPLES, paired_ratio, percentile_label, poisson_gap_problem, summarize,
+                             time_callable)
 from graders.phase1.workloads import AsyncDevice, busy_wait_ms
 
 
@@ -89,3 +90,35 @@ def test_fresh_resident_bytes_raise_rss_by_their_size():
     assert abs(grown / (32 * 2**20) - 1) < 0.10, grown
     del block
     assert proc.memory_info().rss - before < 4 * 2**20  # the pages went back when the array was dropped
+
+
+def _sent(schedule_s, stalls):
+    """Send times of a sender that cannot send during a stall ``(start_s, length_s)`` and sends the late
+    requests back to back (20 us apart) when it ends."""
+    out, free = [], 0.0
+    for due in schedule_s:
+        t = max(due, free)
+        for start, length in stalls:
+            if start <= t < start + length:
+                t = start + length
+        out.append(t)
+        free = t + 2e-5
+    return np.asarray(out)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_poisson_gap_rule_passes_exponential_gaps_and_sees_a_stalled_sender(seed):
+    rng = np.random.default_rng(seed)
+    schedule = np.cumsum(rng.exponential(1 / 300, size=450))
+    assert poisson_gap_problem(np.diff(schedule)) is None
+    stalled = _sent(schedule, [(t, 0.04) for t in (0.2, 0.6, 1.0)])   # three 40 ms stalls in 1.5 s
+    assert "bursts" in poisson_gap_problem(np.diff(stalled))          # why the criterion asks the canary
+
+
+def test_poisson_gap_rule_fails_regular_uniform_and_bursty_senders():
+    rng = np.random.default_rng(0)
+    assert "too regular" in poisson_gap_problem(np.full(449, 1 / 300))
+    assert "too regular" in poisson_gap_problem(rng.uniform(0, 2 / 300, size=449))
+    assert "too regular" in poisson_gap_problem(rng.gamma(4, 0.25 / 300, size=449))
+    assert "bursts" in poisson_gap_problem(np.where(np.arange(449) % 5 == 0, 5 / 300, 1e-5))
+    assert "too few" in poisson_gap_problem([0.01])

@@ -64,7 +64,7 @@ def test_submit_returns_at_once_while_the_model_runs():
         time.sleep(0.02)                          # the worker is now inside the model
         t0 = time.perf_counter()
         second = b.submit(torch.zeros(*SHAPE))
-        assert time.perf_counter() - t0 < 0.05
+        assert time.perf_counter() - t0 < 0.12    # waiting for the model would take about 0.18 s
         assert isinstance(second, Future) and not second.done()
         first.result(timeout=5), second.result(timeout=5)
 

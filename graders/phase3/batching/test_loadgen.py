@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ...checks import as_float, as_int, expect, get_field, rel_err
-from ...harness import summarize
+from ...harness import gc_paused, poisson_gap_problem, summarize, watch_stalls
 from ...harness.timing import now_ns
 from ...plugin import criterion
 from .workloads import FakeServer
@@ -96,29 +96,51 @@ def test_loadgen_closed(grade, learner):
                          f"{got['p95_ms']:.1f} vs {lat.p95:.1f} ms")
 
 
+#: p3.batching.loadgen_poisson measures again while the arrivals' rate or shape is off and the machine
+#: stalled for longer than STALL_EXCUSE_MS in the same window (a stalled sender sends late, in a burst).
+POISSON_ATTEMPTS = 3
+STALL_EXCUSE_MS = 5.0
+
+
 @criterion("p3.batching.loadgen_poisson")
 def test_loadgen_poisson(grade, learner):
+    """Gates: inputs built first, the arrival rate and the gaps' shape (``poisson_gap_problem``), open
+    loop, honest counts; then the learner's p50/p95/p99 against the server's own record.
+
+    The rate and the shape are the machine's as much as the sender's: a stall of tens of ms makes
+    exponential gaps bursty. An attempt whose only problems are those two, while a canary process saw
+    the machine stall for more than ``STALL_EXCUSE_MS``, is measured again (``POISSON_ATTEMPTS`` in all
+    at most); the last attempt decides, and its message says how the machine behaved.
+    """
     rate, dur = 300.0, (1.5 if grade.quick else 3.0)
-    server = FakeServer(_service_poisson, seed=random.SystemRandom().randrange(2**31))
-    inputs = _Inputs()
-    try:
-        rep = learner.call("run_poisson", server.submit, inputs, rate_per_s=rate, duration_s=dur,
-                           seed=random.SystemRandom().randrange(2**31), timeout_s=10.0)
-    finally:
-        server.close()
-    got = _report(rep, "run_poisson(...)")
-    n = len(server.arrivals)
-    expect(n >= 2, f"the server received {n} requests; at {rate:g} req/s for {dur:g} s about {rate * dur:.0f} were due")
-    problems = [p for p in [_inputs_first(inputs, server, n)] if p]
-    gaps = np.diff(np.asarray(server.arrivals, dtype=np.float64)) / 1e9
-    seen_rate = 1.0 / float(gaps.mean())
+    stalled: list[float] = []
+    while True:
+        server = FakeServer(_service_poisson, seed=random.SystemRandom().randrange(2**31))
+        inputs = _Inputs()
+        try:
+            with gc_paused(), watch_stalls() as stalls:
+                rep = learner.call("run_poisson", server.submit, inputs, rate_per_s=rate, duration_s=dur,
+                                   seed=random.SystemRandom().randrange(2**31), timeout_s=10.0)
+        finally:
+            server.close()
+        got = _report(rep, "run_poisson(...)")
+        n = len(server.arrivals)
+        expect(n >= 2, f"the server received {n} requests; at {rate:g} req/s for {dur:g} s about {rate * dur:.0f} "
+                       f"were due")
+        gaps = np.diff(np.asarray(server.arrivals, dtype=np.float64)) / 1e9
+        seen_rate = 1.0 / float(gaps.mean())
+        allowed = max(0.15, 4 / math.sqrt(n))           # 4 standard errors of a Poisson count
+        timing = []                                     # problems a stalled machine can cause
+        if abs(seen_rate / rate - 1) > allowed:
+            timing.append(f"requests arrived at {seen_rate:.0f} req/s; offered {rate:g} (allowed +-{allowed:.0%})")
+        if shape := poisson_gap_problem(gaps):
+            timing.append(shape)
+        stalled.append(stalls.longest_ms)
+        first = _inputs_first(inputs, server, n)
+        if first or not timing or stalls.longest_ms <= STALL_EXCUSE_MS or len(stalled) == POISSON_ATTEMPTS:
+            break
+    problems = [p for p in [first] if p] + timing
     cv = float(gaps.std() / gaps.mean())
-    allowed = max(0.15, 4 / math.sqrt(n))           # 4 standard errors of a Poisson count
-    if abs(seen_rate / rate - 1) > allowed:
-        problems.append(f"requests arrived at {seen_rate:.0f} req/s; offered {rate:g} (allowed +-{allowed:.0%})")
-    if not 0.75 <= cv <= 1.25:
-        problems.append(f"the gaps between arrivals have a coefficient of variation of {cv:.2f}; exponential "
-                        f"gaps (Poisson arrivals) have 1.0")
     if server.max_in_flight < 3:
         problems.append(f"at most {server.max_in_flight} requests were in flight although the server is slower "
                         f"than the gaps: the sender must not wait for answers (open loop)")
@@ -131,15 +153,19 @@ def test_loadgen_poisson(grade, learner):
     lat = summarize(server.latencies_ms())
     errs = {"p50": rel_err(got["p50_ms"], lat.median), "p95": rel_err(got["p95_ms"], lat.p95),
             "p99": rel_err(got["p99_ms"], lat.p99)}
-    details = {"offered_rate": rate, "seen_rate": seen_rate, "gap_cv": cv, "arrivals": n,
+    details = {"offered_rate": rate, "seen_rate": seen_rate, "gap_cv": cv, "arrivals": n, "attempts": len(stalled),
+               "machine_longest_stall_ms": stalled, "machine_stalls_measured": stalls.available,
                "server_max_in_flight": server.max_in_flight, "true_p50_ms": lat.median, "your_p50_ms": got["p50_ms"],
                "true_p95_ms": lat.p95, "your_p95_ms": got["p95_ms"], "true_p99_ms": lat.p99,
                "your_p99_ms": got["p99_ms"], "errors_pct": {k: 100 * v for k, v in errs.items()}, "problems": problems}
+    again = f"; attempt {len(stalled)} of {POISSON_ATTEMPTS}" if len(stalled) > 1 else ""
     if problems:
-        grade.fail("; ".join(problems), details=details)
+        excuse = f" ({stalls.describe()}{again})" if timing and stalls.longest_ms > STALL_EXCUSE_MS else ""
+        grade.fail("; ".join(problems) + excuse, details=details)
         return
     worst = max(errs, key=errs.get)
     grade.record(100 * errs[worst], details=details,
                  message=f"worst: {worst} ({100 * errs[worst]:.1f}%). {n} arrivals at {seen_rate:.0f} req/s "
                          f"(offered {rate:g}), gap CV {cv:.2f}, up to {server.max_in_flight} in flight; p50 "
-                         f"{got['p50_ms']:.1f} vs {lat.median:.1f} ms, p99 {got['p99_ms']:.1f} vs {lat.p99:.1f} ms")
+                         f"{got['p50_ms']:.1f} vs {lat.median:.1f} ms, p99 {got['p99_ms']:.1f} vs {lat.p99:.1f} ms"
+                         f"{again}")

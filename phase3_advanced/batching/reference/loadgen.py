@@ -141,9 +141,9 @@ def run_poisson(submit_fn: SubmitFn, make_input: Callable[[int], Any], *, rate_p
     Tolerance the grader applies (p3.batching.loadgen_poisson): gates first: the arrival rate the
     grader's server sees within 15% of ``rate_per_s`` (or 4 standard errors of a Poisson count, if
     wider), inter-arrival gaps exponential (coefficient of variation 0.75-1.25, so not evenly
-    spaced), at least 3 requests in flight when the server is slower than the gaps (open loop), and
-    counts and ``offered_rate_per_s`` that match; then your p50/p95/p99 within 10% (full marks 5%)
-    of its true latencies.
+    spaced; measured again when the machine stalled), at least 3 requests in flight when the server
+    is slower than the gaps (open loop), and counts and ``offered_rate_per_s`` that match; then your
+    p50/p95/p99 within 10% (full marks 5%) of its true latencies.
 
     Guide: DYNAMIC_BATCHING_GUIDE.md#task-34-a-load-generator
     """
