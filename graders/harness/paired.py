@@ -116,7 +116,7 @@ def _one_attempt(a, b, make_inputs, pairs, warmup, sync, benchmark):
 def paired_ratio(a: Callable[..., Any], b: Callable[..., Any], *, make_inputs: Callable[[], tuple],
                  pairs: int = 30, warmup: int = 3, max_attempts: int = 3,
                  sync: Callable[[], None] | None = None, benchmark=None,
-                 threshold: float | None = None) -> PairedResult:
+                 threshold: float | tuple[float, float] | None = None) -> PairedResult:
     """Median of paired ratios ``time(a) / time(b)``: above 1 means ``b`` is faster.
 
     Args:
@@ -126,8 +126,9 @@ def paired_ratio(a: Callable[..., Any], b: Callable[..., Any], *, make_inputs: C
         max_attempts: attempts in all (each adds ``pairs`` pairs to the pool).
         sync: device synchronisation inside each timed region.
         benchmark: a pytest-benchmark fixture; the first attempt is timed through it.
-        threshold: the criterion's pass threshold on the ratio. Given, another attempt is taken while
-            the median's confidence interval straddles it; not given, while the ratios are noisy.
+        threshold: the criterion's pass threshold on the ratio, or the band ``(low, high)`` it lies in when
+            the mark is itself measured (see ``straddles``). Given, another attempt is taken while the
+            median's confidence interval straddles it; not given, while the ratios are noisy.
     """
     a_ms: list[float] = []
     b_ms: list[float] = []

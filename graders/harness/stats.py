@@ -135,7 +135,13 @@ def ratio_disagreement(ratios: Summary) -> tuple[float, tuple[float, float]]:
     return value, (min(lo, value), max(max(ends), value))
 
 
-def straddles(interval: tuple[float, float], threshold: float) -> bool:
-    """True when ``threshold`` lies strictly inside ``interval``: the measurement cannot yet decide."""
+def straddles(interval: tuple[float, float], threshold: float | tuple[float, float]) -> bool:
+    """True when the measurement cannot yet decide: ``threshold`` lies strictly inside ``interval``.
+
+    ``threshold`` may be a band ``(low, high)``: a pass mark that is itself measured (a share of a
+    ceiling measured in the same run), so known only within that band. Then True when ``interval``
+    overlaps the band's inside, that is when some plausible value and some plausible mark disagree.
+    """
     lo, hi = sorted(interval)
-    return lo < threshold < hi
+    t_lo, t_hi = sorted(threshold) if isinstance(threshold, tuple) else (threshold, threshold)
+    return lo < t_hi and t_lo < hi

@@ -72,3 +72,32 @@ def test_witness_times_exactly_the_calls_made_inside_a_run():
             w(i)
     assert run.calls == 5 and len(w.ms) == 6
     assert run.timed(3).n == 3 and all(t >= 0 for t in run.ms)
+
+
+def test_straddles_a_band_when_a_plausible_value_and_a_plausible_mark_disagree():
+    assert straddles((3.3, 4.8), (3.2, 3.5)) and straddles((2.0, 3.3), (3.2, 3.5))
+    assert not straddles((3.6, 4.8), (3.2, 3.5)) and not straddles((2.0, 3.1), (3.2, 3.5))
+    assert straddles((1.0, 3.0), (2.0, 2.0)) == straddles((1.0, 3.0), 2.0)
+
+
+def test_the_measured_marks_bands_agree_with_the_verdicts_intervals():
+    """paired_ratio measures again exactly when the verdict's interval would straddle the pass mark.
+
+    The case that left p3.batching.speedup inconclusive without a second attempt: a speedup interval
+    [3.327, 4.819] clears the speedup that reaches 65 % of the ceiling's point estimate 4.578 (3.325),
+    but not of its upper end 5.022, so the efficiency interval [57.9, 113.5] straddles 65 %.
+    """
+    from graders.phase3.batching.ceiling import (Ceiling, efficiency_interval, share_band, share_interval,
+                                                 speedup_band)
+
+    seen = Ceiling(4.5776, (4.3655, 5.0223), 54.0, 241.0, 16, 64, 7)
+    assert straddles(efficiency_interval((3.327, 4.819), seen), 65) and straddles((3.327, 4.819), speedup_band(65, seen))
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        c = np.sort(rng.uniform(1.2, 6.0, size=3))
+        ceiling = Ceiling(float(c[1]), (float(c[0]), float(c[2])), 1.0, 1.0, 16, 1, 1)
+        lo, hi = np.sort(rng.uniform(1.0, 6.0, size=2))
+        pct = float(rng.uniform(30, 100))
+        assert straddles((lo, hi), speedup_band(pct, ceiling)) == straddles(efficiency_interval((lo, hi), ceiling), pct)
+        assert straddles((lo, hi), share_band(pct, ceiling.interval)) == \
+            straddles(share_interval((lo, hi), ceiling.interval), pct)

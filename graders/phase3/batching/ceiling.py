@@ -27,8 +27,8 @@ import torch
 
 from ...harness import PairedResult, paired_ratio
 
-__all__ = ["Ceiling", "measure_ceiling", "efficiency", "efficiency_interval", "speedup_for",
-           "ConcurrencyCeiling", "measure_concurrency_ceiling", "share_interval"]
+__all__ = ["Ceiling", "measure_ceiling", "efficiency", "efficiency_interval", "speedup_for", "speedup_band",
+           "ConcurrencyCeiling", "measure_concurrency_ceiling", "share_interval", "share_band"]
 
 
 @dataclass(frozen=True)
@@ -87,16 +87,30 @@ def efficiency(speedup: float, ceiling: float) -> float:
     return 100.0 * (speedup - 1.0) / gain
 
 
+def _ceiling_bounds(ceiling: Ceiling) -> tuple[float, float]:
+    """The ceiling's plausible range, as the verdict uses it (its point estimate inside, above 1)."""
+    c_lo, c_hi = sorted(ceiling.interval)
+    return max(c_lo, 1.0 + 1e-9), max(c_hi, ceiling.ratio)
+
+
 def efficiency_interval(speedup_interval: tuple[float, float], ceiling: Ceiling) -> tuple[float, float]:
     """Both uncertainties at once: the lowest speedup over the highest ceiling, and the other way round."""
     s_lo, s_hi = sorted(speedup_interval)
-    c_lo, c_hi = sorted(ceiling.interval)
-    return efficiency(s_lo, max(c_hi, ceiling.ratio)), efficiency(s_hi, max(c_lo, 1.0 + 1e-9))
+    c_lo, c_hi = _ceiling_bounds(ceiling)
+    return efficiency(s_lo, c_hi), efficiency(s_hi, c_lo)
 
 
 def speedup_for(efficiency_pct: float, ceiling: float) -> float:
     """The raw speedup that reaches ``efficiency_pct`` of ``ceiling`` (the inverse of :func:`efficiency`)."""
     return 1.0 + efficiency_pct / 100.0 * (ceiling - 1.0)
+
+
+def speedup_band(efficiency_pct: float, ceiling: Ceiling) -> tuple[float, float]:
+    """The raw speedups that reach ``efficiency_pct`` at both ends of the ceiling's range: a speedup
+    interval straddles this band exactly when its :func:`efficiency_interval` straddles ``efficiency_pct``
+    (so ``paired_ratio`` measures again whenever the verdict could not decide)."""
+    c_lo, c_hi = _ceiling_bounds(ceiling)
+    return speedup_for(efficiency_pct, c_lo), speedup_for(efficiency_pct, c_hi)
 
 
 @dataclass(frozen=True)
@@ -148,3 +162,10 @@ def share_interval(interval: tuple[float, float], ceiling_interval: tuple[float,
     lo, hi = sorted(interval)
     c_lo, c_hi = sorted(ceiling_interval)
     return 100.0 * lo / c_hi, 100.0 * hi / max(c_lo, 1e-9)
+
+
+def share_band(share_pct: float, ceiling_interval: tuple[float, float]) -> tuple[float, float]:
+    """The ratios that reach ``share_pct`` of the ceiling at both ends of its interval: a ratio interval
+    straddles this band exactly when its :func:`share_interval` straddles ``share_pct``."""
+    c_lo, c_hi = sorted(ceiling_interval)
+    return share_pct / 100.0 * max(c_lo, 1e-9), share_pct / 100.0 * c_hi

@@ -13,7 +13,7 @@ import torch
 from ...checks import as_int, expect, get_field
 from ...harness import closed_loop, max_overlap, paired_ratio
 from ...plugin import criterion
-from .ceiling import measure_concurrency_ceiling, share_interval
+from .ceiling import measure_concurrency_ceiling, share_band, share_interval
 from .common import atol_for, cpu_threads, device_of, make_config, no_tf32, probe, stop
 from .workloads import Instrumented, build, compare, expected_outputs, fresh_inputs, thread_count_settles
 
@@ -153,7 +153,7 @@ def test_pool_throughput(grade, learner, benchmark):
             def concurrent(inputs):
                 results.append((inputs, served.together(inputs)))
 
-            res = paired_ratio(sequential, concurrent, threshold=grade.thresholds.pass_ / 100 * ceiling.ratio,
+            res = paired_ratio(sequential, concurrent, threshold=share_band(grade.thresholds.pass_, ceiling.interval),
                                make_inputs=lambda: (served.inputs(counts),),
                                pairs=2 if grade.quick else 3, warmup=0, max_attempts=2, benchmark=benchmark)
         finally:
