@@ -142,11 +142,12 @@ def test_batching_speedup(grade, learner, benchmark):
             def batched(xs):
                 runs.append(("batched", xs, closed_loop(batcher.submit, xs, concurrency=conc, total_timeout_s=60)))
 
-            # Pooled attempts: a second one only while the efficiency's interval straddles the pass mark
-            # (the speedup's interval against the speedups that reach it across the ceiling's range).
+            # Pooled attempts, up to 3: another only while the efficiency's interval straddles the pass mark
+            # (the speedup's interval against the speedups that reach it across the ceiling's range; beside
+            # a busy neighbour the reference needed a third: 2 attempts left one grade in 5 at [64.6, 108.5] %).
             res = paired_ratio(unbatched, batched, threshold=speedup_band(grade.thresholds.pass_, ceiling),
                                make_inputs=lambda: (fresh_inputs(wl.requests, shape),),
-                               pairs=wl.pairs, warmup=1, max_attempts=2, benchmark=benchmark)
+                               pairs=wl.pairs, warmup=1, max_attempts=3, benchmark=benchmark)
         finally:
             stop(batcher)
             server.close()
