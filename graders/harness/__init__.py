@@ -15,13 +15,15 @@ submission that patches ``time.perf_counter`` cannot change the grader's clock.
 from .load import LoadRun, UnbatchedServer, closed_loop, max_overlap, poisson, poisson_gap_problem
 from .paired import PairedResult, alternating, paired_ratio
 from .stalls import Stalls, gc_paused, watch_stalls
-from .stats import MIN_SAMPLES, Summary, median_interval, percentile_label, ratio_disagreement, straddles, summarize
+from .stats import (MIN_SAMPLES, Summary, median_interval, percentile_label, quotient_interval, ratio_disagreement,
+                    straddles, summarize)
 from .threads import ort_session_options, pin_threads, threads
 from .timing import GraderTimer, Timing, cuda_sync, time_callable
 from .witness import Witness, WitnessedRun
 
 __all__ = [
     "MIN_SAMPLES", "Summary", "summarize", "percentile_label", "median_interval", "ratio_disagreement", "straddles",
+    "quotient_interval",
     "Witness", "WitnessedRun",
     "Timing", "time_callable", "cuda_sync", "GraderTimer",
     "PairedResult", "alternating", "paired_ratio",

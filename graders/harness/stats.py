@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["MIN_SAMPLES", "CONFIDENCE", "Summary", "summarize", "percentile_label", "median_interval",
-           "ratio_disagreement", "straddles"]
+           "ratio_disagreement", "straddles", "quotient_interval"]
 
 MIN_SAMPLES = {90: 64, 95: 130, 99: 662}
 #: Coverage of the intervals that decide verdicts (:func:`median_interval`).
@@ -133,6 +133,28 @@ def ratio_disagreement(ratios: Summary) -> tuple[float, tuple[float, float]]:
     ends = [abs(x - 1) * 100 for x in (q_lo, q_hi)]
     lo = 0.0 if q_lo <= 1 <= q_hi else min(ends)
     return value, (min(lo, value), max(max(ends), value))
+
+
+def quotient_interval(num: float, num_interval: tuple[float, float], den: float,
+                      den_interval: tuple[float, float]) -> tuple[float, float]:
+    """Interval of ``num / den`` for two estimates measured independently, each with its own interval.
+
+    Each side's relative uncertainty (``ln(point / end)``, below and above) is combined in quadrature,
+    as for any quotient of independent errors: the low end pairs a low numerator with a high denominator
+    at ``sqrt(a**2 + b**2)`` of their log distances, not ``a + b`` (both at their extremes at once, which
+    for two 90 % intervals is far rarer than 1 in 10). The result always lies within the extremes'
+    interval ``(num_lo / den_hi, num_hi / den_lo)``. Where a value or an end is not positive (no log),
+    the extremes are returned. The points are clamped into their intervals.
+    """
+    n_lo, n_hi = sorted(num_interval)
+    d_lo, d_hi = sorted(den_interval)
+    n, d = min(max(num, n_lo), n_hi), min(max(den, d_lo), d_hi)
+    if min(n_lo, d_lo) <= 0:
+        return n_lo / d_hi if d_hi > 0 else float("-inf"), n_hi / d_lo if d_lo > 0 else float("inf")
+    q = n / d
+    below = float(np.hypot(np.log(n / n_lo), np.log(d_hi / d)))
+    above = float(np.hypot(np.log(n_hi / n), np.log(d / d_lo)))
+    return q * float(np.exp(-below)), q * float(np.exp(above))
 
 
 def straddles(interval: tuple[float, float], threshold: float | tuple[float, float]) -> bool:

@@ -25,7 +25,7 @@ import threading
 
 import torch
 
-from ...harness import PairedResult, paired_ratio
+from ...harness import PairedResult, paired_ratio, quotient_interval
 
 __all__ = ["Ceiling", "measure_ceiling", "efficiency", "efficiency_interval", "speedup_for", "speedup_band",
            "ConcurrencyCeiling", "measure_concurrency_ceiling", "share_interval", "share_band"]
@@ -93,11 +93,14 @@ def _ceiling_bounds(ceiling: Ceiling) -> tuple[float, float]:
     return max(c_lo, 1.0 + 1e-9), max(c_hi, ceiling.ratio)
 
 
-def efficiency_interval(speedup_interval: tuple[float, float], ceiling: Ceiling) -> tuple[float, float]:
-    """Both uncertainties at once: the lowest speedup over the highest ceiling, and the other way round."""
+def efficiency_interval(speedup: float, speedup_interval: tuple[float, float],
+                        ceiling: Ceiling) -> tuple[float, float]:
+    """Both uncertainties at once (%): the gain ``speedup - 1`` over the ceiling's ``ratio - 1``, each with
+    its interval, combined as independent estimates (:func:`~graders.harness.quotient_interval`)."""
     s_lo, s_hi = sorted(speedup_interval)
     c_lo, c_hi = _ceiling_bounds(ceiling)
-    return efficiency(s_lo, c_hi), efficiency(s_hi, c_lo)
+    lo, hi = quotient_interval(speedup - 1.0, (s_lo - 1.0, s_hi - 1.0), ceiling.ratio - 1.0, (c_lo - 1.0, c_hi - 1.0))
+    return 100.0 * lo, 100.0 * hi
 
 
 def speedup_for(efficiency_pct: float, ceiling: float) -> float:
@@ -107,8 +110,9 @@ def speedup_for(efficiency_pct: float, ceiling: float) -> float:
 
 def speedup_band(efficiency_pct: float, ceiling: Ceiling) -> tuple[float, float]:
     """The raw speedups that reach ``efficiency_pct`` at both ends of the ceiling's range: a speedup
-    interval straddles this band exactly when its :func:`efficiency_interval` straddles ``efficiency_pct``
-    (so ``paired_ratio`` measures again whenever the verdict could not decide)."""
+    interval straddles this band when the lowest speedup over the highest ceiling and the highest over
+    the lowest disagree, which includes every case where :func:`efficiency_interval` straddles
+    ``efficiency_pct`` (so ``paired_ratio`` measures again whenever the verdict could not decide)."""
     c_lo, c_hi = _ceiling_bounds(ceiling)
     return speedup_for(efficiency_pct, c_lo), speedup_for(efficiency_pct, c_hi)
 
@@ -157,15 +161,17 @@ def measure_concurrency_ceiling(models: dict[str, Callable[[torch.Tensor], torch
     return ConcurrencyCeiling(ratio=res.median, interval=res.interval, pairs=res.ratios.n)
 
 
-def share_interval(interval: tuple[float, float], ceiling_interval: tuple[float, float]) -> tuple[float, float]:
-    """``100 * ratio / ceiling`` at both ends: the lowest ratio over the highest ceiling, and back (%)."""
-    lo, hi = sorted(interval)
-    c_lo, c_hi = sorted(ceiling_interval)
-    return 100.0 * lo / c_hi, 100.0 * hi / max(c_lo, 1e-9)
+def share_interval(ratio: float, interval: tuple[float, float], ceiling: float,
+                   ceiling_interval: tuple[float, float]) -> tuple[float, float]:
+    """``100 * ratio / ceiling`` (%), both uncertainties combined as independent estimates
+    (:func:`~graders.harness.quotient_interval`)."""
+    lo, hi = quotient_interval(ratio, interval, ceiling, ceiling_interval)
+    return 100.0 * lo, 100.0 * hi
 
 
 def share_band(share_pct: float, ceiling_interval: tuple[float, float]) -> tuple[float, float]:
     """The ratios that reach ``share_pct`` of the ceiling at both ends of its interval: a ratio interval
-    straddles this band exactly when its :func:`share_interval` straddles ``share_pct``."""
+    straddles this band whenever its :func:`share_interval` straddles ``share_pct`` (and when only the
+    extremes, lowest ratio over highest ceiling, would)."""
     c_lo, c_hi = sorted(ceiling_interval)
     return share_pct / 100.0 * max(c_lo, 1e-9), share_pct / 100.0 * c_hi

@@ -182,7 +182,7 @@ def test_batching_speedup(grade, learner, benchmark):
         grade.fail(f"no speed credit: {failed} batched requests failed and {wrong} of {checked} checked outputs "
                    f"were wrong", value=eff, details=details)
         return
-    grade.record(eff, interval=efficiency_interval(res.interval, ceiling), noise=res.noise, details=details,
+    grade.record(eff, interval=efficiency_interval(res.median, res.interval, ceiling), noise=res.noise, details=details,
                  message=f"your batcher reached {eff:.0f} % of what {wl.model} "
                          f"{'x'.join(map(str, shape))} can gain from batching on this machine: {res.median:.2f}x "
                          f"of a possible {ceiling.ratio:.2f}x (the model called directly: "

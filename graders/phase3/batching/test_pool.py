@@ -174,7 +174,8 @@ def test_pool_throughput(grade, learner, benchmark):
                    value=share, details=details)
         return
     total = sum(counts.values())
-    grade.record(share, interval=share_interval(res.interval, ceiling.interval), noise=res.noise, details=details,
+    interval = share_interval(res.median, res.interval, ceiling.ratio, ceiling.interval)
+    grade.record(share, interval=interval, noise=res.noise, details=details,
                  message=f"your pool reached {share:.0f} % of what serving these {len(POOL)} models at once gains on "
                          f"this machine: {res.median:.2f}x of a possible {ceiling.ratio:.2f}x (the models called "
                          f"directly in {len(POOL)} threads); {total} requests: all at once {res.b_ms.median:.0f} ms, "
