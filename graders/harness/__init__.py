@@ -6,6 +6,7 @@ Every number that decides a grade is measured here, never taken from the learner
 * :mod:`.timing`   warm-up, device synchronisation, blocked repeats, raw samples kept.
 * :mod:`.witness`  the grader's clock on the very calls a learner times.
 * :mod:`.paired`   interleaved A/B timing and the median of paired ratios, re-measured when noisy.
+* :mod:`.checked`  the outputs of timed calls, checked after the timing (``check=`` of the timers).
 * :mod:`.threads`  pinned thread counts for PyTorch and ONNX Runtime.
 * :mod:`.stalls`   machine stalls seen by a canary process in the same window; the GC paused.
 

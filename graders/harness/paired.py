@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..verdicts import NOISE_LIMIT
+from .checked import raise_first_problem, snapshot
 from .stats import Summary, median_interval, straddles, summarize
 from .timing import now_ns
 
@@ -72,30 +73,38 @@ class PairedResult:
         }
 
 
-def _one_attempt(a, b, make_inputs, pairs, warmup, sync, benchmark):
+def _one_attempt(a, b, make_inputs, pairs, warmup, sync, benchmark, check):
+    """One attempt: ``warmup`` untimed pairs, then ``pairs`` timed ones; per-side times (ms) of the timed pairs.
+
+    With ``check``, every pair's outputs (warm-up pairs too) are kept, copied after the clock stopped, and
+    checked once the attempt is over; the first problem raises a SubmissionError.
+    """
     a_ms: list[float] = []
     b_ms: list[float] = []
+    kept: list[tuple] = []   # (out_a, out_b, inputs) per pair, in order, when checking
     state = {"i": 0}
 
     def timed(fn, inputs):
         if sync:
             sync()
         t0 = now_ns()
-        fn(*inputs)
+        out = fn(*inputs)  # only a reference is taken inside the timed region
         if sync:
             sync()
-        return (now_ns() - t0) / 1e6
+        return (now_ns() - t0) / 1e6, out
 
     def pair(*inputs):
         i = state["i"]
         state["i"] += 1
         first_a = i % 2 == 0  # alternate order: A B, B A, ...
         if first_a:
-            ta = timed(a, inputs)
-            tb = timed(b, inputs)
+            ta, oa = timed(a, inputs)
+            tb, ob = timed(b, inputs)
         else:
-            tb = timed(b, inputs)
-            ta = timed(a, inputs)
+            tb, ob = timed(b, inputs)
+            ta, oa = timed(a, inputs)
+        if check:  # copies, before either side runs again (a reused output buffer is checked as returned)
+            kept.append((snapshot(oa), snapshot(ob), inputs))
         if i >= warmup:
             a_ms.append(ta)
             b_ms.append(tb)
@@ -110,13 +119,15 @@ def _one_attempt(a, b, make_inputs, pairs, warmup, sync, benchmark):
         for _ in range(pairs + warmup):
             args, _ = setup()
             pair(*args)
+    raise_first_problem(kept, check, warmup=warmup)  # outside every timed region; releases the outputs
     return a_ms, b_ms
 
 
 def paired_ratio(a: Callable[..., Any], b: Callable[..., Any], *, make_inputs: Callable[[], tuple],
                  pairs: int = 30, warmup: int = 3, max_attempts: int = 3,
                  sync: Callable[[], None] | None = None, benchmark=None,
-                 threshold: float | tuple[float, float] | None = None) -> PairedResult:
+                 threshold: float | tuple[float, float] | None = None,
+                 check: Callable[[Any, Any, tuple], str | None] | None = None) -> PairedResult:
     """Median of paired ratios ``time(a) / time(b)``: above 1 means ``b`` is faster.
 
     Args:
@@ -129,12 +140,24 @@ def paired_ratio(a: Callable[..., Any], b: Callable[..., Any], *, make_inputs: C
         threshold: the criterion's pass threshold on the ratio, or the band ``(low, high)`` it lies in when
             the mark is itself measured (see ``straddles``). Given, another attempt is taken while the
             median's confidence interval straddles it; not given, while the ratios are noisy.
+        check: ``check(out_a, out_b, inputs) -> str | None``, the criterion's correctness gate applied to
+            the timed calls themselves: ``out_a`` / ``out_b`` are what ``a`` and ``b`` returned for the
+            same ``inputs`` (the tuple from ``make_inputs``), copied after the clock stopped (see
+            :mod:`.checked`); None means right, else a one-line problem (a ``SubmissionError`` raised
+            by ``check`` counts as one). Called after each attempt, never inside a timed region, on
+            every pair of the attempt, warm-up pairs included; the outputs are released once checked.
+            The first problem raises ``SubmissionError("timed call k of n: <problem> - outputs are
+            checked during timing too ...")``, so a ``b`` that is right when checked before timing and
+            wrong while timed gets no speed credit. Without ``check``, what the calls return is dropped.
+    Raises:
+        SubmissionError: ``check`` found a problem in one of the timed (or warm-up) calls.
     """
     a_ms: list[float] = []
     b_ms: list[float] = []
     spreads = []
     for attempt in range(max_attempts):
-        ta, tb = _one_attempt(a, b, make_inputs, pairs, warmup, sync, benchmark if attempt == 0 else None)
+        ta, tb = _one_attempt(a, b, make_inputs, pairs, warmup, sync, benchmark if attempt == 0 else None,
+                              check)
         spreads.append(summarize([x / y for x, y in zip(ta, tb) if y > 0]).noise)
         a_ms += ta
         b_ms += tb

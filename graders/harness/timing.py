@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .checked import raise_first_problem, snapshot
 from .stats import Summary, summarize
 
 __all__ = ["Timing", "time_callable", "cuda_sync", "now_ns", "GraderTimer"]
@@ -36,7 +37,8 @@ class Timing:
 
 def time_callable(fn: Callable[..., Any], *, repeats: int = 30, warmup: int = 5, number: int = 1,
                   sync: Callable[[], None] | None = None,
-                  setup: Callable[[], tuple] | None = None) -> Timing:
+                  setup: Callable[[], tuple] | None = None,
+                  check: Callable[..., str | None] | None = None) -> Timing:
     """Time ``fn`` with the grader's clock.
 
     Args:
@@ -46,12 +48,21 @@ def time_callable(fn: Callable[..., Any], *, repeats: int = 30, warmup: int = 5,
         number: calls per sample (a block), for work too short to time one call at a time.
         sync: called after the block inside the timed region (device work must be finished).
         setup: makes fresh inputs per sample, outside the timed region.
+        check: ``check(out, *args) -> str | None`` on what every call returned (``args``: what ``fn`` was
+            called with, nothing without ``setup``), warm-up calls included: None means right, else a
+            one-line problem. Outputs are copied after the clock stopped and checked once all samples
+            are taken, never inside the timed region (see :mod:`.checked`).
     Returns:
         Timing with per-call milliseconds.
+    Raises:
+        SubmissionError: ``check`` found a problem ("timed call k of n: ...").
     """
+    kept: list[tuple] = []   # (out, *args) per call, when checking
     args: tuple = setup() if setup else ()
     for _ in range(warmup):
-        fn(*args)
+        out = fn(*args)
+        if check:
+            kept.append((snapshot(out), *args))
     if sync:
         sync()
     samples = []
@@ -59,12 +70,19 @@ def time_callable(fn: Callable[..., Any], *, repeats: int = 30, warmup: int = 5,
         args = setup() if setup else ()
         if sync:
             sync()
+        outs: list = []
         t0 = now_ns()
-        for _ in range(number):
-            fn(*args)
+        if check:
+            for _ in range(number):
+                outs.append(fn(*args))  # inside the timed region, only a reference is kept
+        else:
+            for _ in range(number):
+                fn(*args)
         if sync:
             sync()
         samples.append((now_ns() - t0) / 1e6 / number)
+        kept.extend((snapshot(o), *args) for o in outs)
+    raise_first_problem(kept, check, warmup=warmup)
     return Timing(ms=summarize(samples), number=number, warmup=warmup)
 
 
@@ -81,20 +99,25 @@ class GraderTimer:
         self.used = False
 
     def time(self, fn: Callable[[], Any], *, repeats: int = 30, warmup: int = 5,
-             sync: Callable[[], None] | None = None) -> Timing:
+             sync: Callable[[], None] | None = None, check: Callable[[Any], str | None] | None = None) -> Timing:
+        """Per-call times of ``fn()``; ``check(out) -> str | None`` as in :func:`time_callable` (after timing)."""
         if self.benchmark is None or self.used:
-            return time_callable(fn, repeats=repeats, warmup=warmup, sync=sync)
+            return time_callable(fn, repeats=repeats, warmup=warmup, sync=sync, check=check)
         self.used = True
         samples: list[float] = []
+        kept: list[tuple] = []
 
         def target() -> None:
             if sync:
                 sync()
             t0 = now_ns()
-            fn()
+            out = fn()
             if sync:
                 sync()
             samples.append((now_ns() - t0) / 1e6)
+            if check:
+                kept.append((snapshot(out),))
 
         self.benchmark.pedantic(target, rounds=repeats, warmup_rounds=warmup, iterations=1)
+        raise_first_problem(kept, check, warmup=len(kept) - repeats if check else 0)
         return Timing(ms=summarize(samples[-repeats:]), number=1, warmup=warmup)

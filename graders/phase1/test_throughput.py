@@ -7,7 +7,13 @@ from ..checks import as_float, as_int, expect, get_field
 from ..harness import Witness, ratio_disagreement, summarize, threads, time_callable
 from ..plugin import criterion
 from .diagnosis import calls_hint, timed_region_hint
-from .workloads import small_model
+from .workloads import busy_wait_ms, small_model
+
+#: ``make_batch(bs)`` spins for this fraction of one forward call at batch ``bs`` (the grader's clock), so a
+#: measure_throughput that builds its batch inside the timed region reads 1 / 1.5 of the grader's samples/s
+#: (33 % off; the pass mark is 20 %), where a bare ``torch.randn`` was about 1 % of a call and went unseen.
+#: Not a whole call (1.0): "twice too slow" reads as two predictor calls in the hints.
+MAKE_BATCH_COST = 0.5
 
 
 def _point(pt, bs: int) -> float:
@@ -31,7 +37,8 @@ def test_throughput_agrees(grade, learner):
     ``batch_size / median time of the calls you timed`` (the last ``iterations``). A machine that
     changes speed moves both sides alike. The per-size figure is the median round; its confidence
     interval gives the verdict's interval, and the spread of the grader's per-round figures is the
-    machine's noise in the same windows (reported).
+    machine's noise in the same windows (reported). The ``make_batch`` you are given costs
+    ``MAKE_BATCH_COST`` (half) of a forward call, so building the batch inside the timed region fails.
     """
     torch.manual_seed(0)
     model = small_model()
@@ -44,10 +51,20 @@ def test_throughput_agrees(grade, learner):
 
     predictor = Witness(forward)
 
-    def make_batch(bs: int) -> torch.Tensor:
-        return torch.randn(bs, 3, 32, 32)
-
     with threads(1):  # one thread: a neighbour stealing a core cannot skew the timing
+        # One forward call per size on the grader's clock, with the grader's own inputs.
+        once = {}
+        for bs in sizes:
+            x = torch.randn(bs, 3, 32, 32)
+            once[bs] = time_callable(lambda: forward(x), repeats=5, warmup=2).median_ms
+
+        def make_batch(bs: int) -> torch.Tensor:
+            """A fresh batch that costs MAKE_BATCH_COST of a forward call at that size (a batch built in
+            the timed region shows; an untimed one costs only wall time)."""
+            x = torch.randn(bs, 3, 32, 32)
+            busy_wait_ms(MAKE_BATCH_COST * once.get(bs, max(once.values())))
+            return x
+
         # One call with every size first: the contract (one point per size, in order) is checked here.
         points = learner.call("measure_throughput", predictor, make_batch, list(sizes), warmup=3, iterations=5)
         expect(isinstance(points, (list, tuple)) and len(points) == len(sizes),
@@ -55,11 +72,7 @@ def test_throughput_agrees(grade, learner):
         for bs, pt in zip(sizes, points):
             _point(pt, bs)
         # Each measurement lasts about 0.3 s, so a burst of noise of a tenth of a second cannot move a median.
-        iters = {}
-        for bs in sizes:
-            x = make_batch(bs)
-            once = time_callable(lambda: forward(x), repeats=5, warmup=2).median_ms
-            iters[bs] = int(min(2000, max(20, 300 / once)))
+        iters = {bs: int(min(2000, max(20, 300 / once[bs]))) for bs in sizes}
         yours: dict[int, list[float]] = {bs: [] for bs in sizes}
         truth: dict[int, list[float]] = {bs: [] for bs in sizes}
         calls: dict[int, list[int]] = {bs: [] for bs in sizes}

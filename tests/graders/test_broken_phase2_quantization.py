@@ -76,3 +76,32 @@ def test_fp32_as_int8_and_fast_but_wrong_get_no_credit(tmp_path):
     g = run_grade(tmp_path / "cheat3", "--phase", "2", "--quick", "--task", "3", "--submission", str(sub))
     c = g.criterion("p2.quantization.dynamic_speedup")
     assert c["verdict"] == "fail" and "not really INT8" in c["message"] and c["points"] == 0
+
+
+# PyTorch's real dynamic INT8, wrapped so that only its first call computes: every later call returns zeros
+# at once. It passes the check before timing and is ~70x "faster" while timed; outputs are checked then too.
+RIGHT_ONCE_DYNAMIC = textwrap.dedent('''
+    class _RightOnce(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.calls = inner, 0
+
+        def forward(self, x):
+            self.calls += 1
+            return self.inner(x) if self.calls == 1 else torch.zeros(x.shape[0], x.shape[1])
+
+    def torch_dynamic_int8(model):
+        q = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
+        return _RightOnce(q)
+    ''')
+
+
+def test_a_dynamic_int8_model_right_on_its_first_call_only_gets_no_speed_credit(tmp_path):
+    sub = make_submission(tmp_path, {"dynamic.py": RIGHT_ONCE_DYNAMIC}, "phase2_optimization/quantization")
+    g = run_grade(tmp_path / "once", "--phase", "2", "--part", "quantization", "--submission", str(sub),
+                  "--criterion", "p2.quantization.dynamic_speedup", "--quick")
+    assert g.code == 1 and "Traceback" not in g.stdout, g.stdout[-3000:]
+    c = g.criterion("p2.quantization.dynamic_speedup")
+    assert c["verdict"] == "fail" and c["points"] == 0, c
+    assert "timed call" in c["message"] and "SQNR 0.0 dB < 25 dB" in c["message"], c["message"]
+    assert "checked during timing too" in c["message"], c["message"]

@@ -53,7 +53,7 @@ def test_paired_ratio_extends_while_its_interval_straddles_the_threshold(monkeyp
 
     ratios = itertools.cycle([1.8, 2.2, 1.9, 2.1, 2.0, 1.7, 2.3])
 
-    def fake_attempt(a, b, make_inputs, pairs, warmup, sync, benchmark):
+    def fake_attempt(a, b, make_inputs, pairs, warmup, sync, benchmark, check=None):
         return [next(ratios) for _ in range(pairs)], [1.0] * pairs  # a_ms, b_ms: a_ms / b_ms is the ratio
 
     monkeypatch.setattr(paired, "_one_attempt", fake_attempt)

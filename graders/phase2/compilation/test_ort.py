@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ...checks import expect
@@ -105,14 +106,24 @@ def test_ort_speedup(grade, learner, tmp_path, benchmark):
 
     def eager(x):
         with torch.inference_mode():
-            model(x)
+            return model(x)
 
     def yours(x):
-        session.run(None, {name: x.numpy()})
+        return session.run(None, {name: x.numpy()})
+
+    def same_as_eager(want, got, inputs) -> str | None:  # the gate above, on every timed call
+        expect(isinstance(got, (list, tuple)) and len(got) > 0,
+               f"your session's run() returned {type(got).__name__}, not a list of outputs")
+        out = torch.from_numpy(np.asarray(got[0])).float()
+        if tuple(out.shape) != tuple(want.shape):
+            return f"your session's output is {tuple(out.shape)}, expected {tuple(want.shape)}"
+        err = rel_diff(out, want)
+        return None if err <= GATE_REL else \
+            f"your session's outputs differ from eager FP32 by {err:.2e} relative (more than {GATE_REL:g})"
 
     with threads(SPEED_THREADS):
         r = paired_ratio(eager, yours, threshold=grade.thresholds.pass_, make_inputs=lambda: (torch.randn(1, 3, 224, 224),),
-                         pairs=16 if grade.quick else 40, warmup=3, benchmark=benchmark)
+                         pairs=16 if grade.quick else 40, warmup=3, benchmark=benchmark, check=same_as_eager)
     d = r.details("eager", "yours")
     grade.record(r.median, interval=r.interval, noise=r.noise,
                  message=f"eager FP32 {d['eager_median_ms']:.1f} ms vs your session {d['yours_median_ms']:.1f} ms "

@@ -21,6 +21,17 @@ WARMUP_SIZES = (1, 2, 4, 8, 16, 32)
 #: More graphs than this for the six warm-up sizes means one graph per shape (dynamic shapes off).
 MAX_WARMUP_GRAPHS = 4
 _STATE: dict = {}
+#: Speed criteria: compiled outputs within this of eager (max |diff| / max |eager|), before and during timing.
+CPU_GATE_REL, CUDA_GATE_REL = 1e-4, 5e-3
+
+
+def _within(gate: float):
+    """The speed gate for every timed call: ``check(eager_out, compiled_out, inputs)`` for ``paired_ratio``."""
+    def check(want: torch.Tensor, got, inputs) -> str | None:
+        err = rel_diff(as_tensor(got, "your compiled model's output", shape=want.shape), want.cpu())
+        return None if err <= gate else f"compiled outputs differ from eager by {err:.2e} relative (more than {gate:g})"
+
+    return check
 
 
 def _graphs() -> int:
@@ -137,21 +148,21 @@ def test_compile_speedup_cpu(grade, learner, benchmark):
             with torch.inference_mode():
                 got = learner.call_obj(compiled, xb.clone(), what="your compiled model")
                 worst = max(worst, rel_diff(as_tensor(got, "compiled output", shape=(32, 10)), model(xb)))
-        if worst > 1e-4:
+        if worst > CPU_GATE_REL:
             grade.fail(f"compiled outputs differ from eager by {worst:.2e} relative: no speed credit")
             return
 
         def eager(xb):
             with torch.inference_mode():
-                model(xb)
+                return model(xb)
 
         def comp(xb):
             with torch.inference_mode():
-                compiled(xb)
+                return compiled(xb)
 
         r = paired_ratio(eager, comp, threshold=grade.thresholds.pass_,
                          make_inputs=lambda: (batch(),), pairs=20 if grade.quick else 40, warmup=3,
-                         benchmark=benchmark)
+                         benchmark=benchmark, check=_within(CPU_GATE_REL))
     d = r.details("eager", "compiled")
     saved_ms = d["eager_median_ms"] - d["compiled_median_ms"]
     payback = f"pays back its compile after {compile_s * 1e3 / saved_ms:,.0f} calls" if saved_ms > 0 else "never pays back"
@@ -176,21 +187,22 @@ def test_compile_speedup_cuda(grade, learner, benchmark):
         with torch.inference_mode():
             got = as_tensor(learner.call_obj(compiled, x, what="your compiled model").clone(), "compiled output")
             worst = max(worst, rel_diff(got, model(x).cpu()))
-    if worst > 5e-3:
+    if worst > CUDA_GATE_REL:
         grade.fail(f"compiled outputs differ from eager by {worst:.2e} relative: no speed credit")
         return
 
     def eager(x):
         with torch.inference_mode():
-            model(x)
+            return model(x)
 
     def comp(x):
         with torch.inference_mode():
-            compiled(x)
+            return compiled(x)
 
     r = paired_ratio(eager, comp, threshold=grade.thresholds.pass_,
                      make_inputs=lambda: (torch.randn(1, 3, 224, 224, device="cuda"),),
-                     pairs=50 if grade.quick else 100, warmup=5, sync=torch.cuda.synchronize, benchmark=benchmark)
+                     pairs=50 if grade.quick else 100, warmup=5, sync=torch.cuda.synchronize, benchmark=benchmark,
+                     check=_within(CUDA_GATE_REL))
     half = copy.deepcopy(model).half()
     xh = torch.randn(1, 3, 224, 224, device="cuda", dtype=torch.half)
 

@@ -12,6 +12,7 @@ import random
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -19,7 +20,8 @@ from torch import nn
 
 __all__ = [
     "SPEED_THREADS", "fresh_seed", "digits_resnet18", "digits_cnn", "grader_export", "grader_session",
-    "run_session", "rel_diff", "resnet18_224", "resnet18_224_onnx", "ConvBNNet", "conv_bn_model",
+    "run_session", "rel_diff", "resnet18_224", "resnet18_224_onnx", "ConvBNNet", "conv_bn_model", "bn_statistics",
+    "LOW_VAR_SHARE",
     "bn_graph", "cleanup_graph", "run_graph", "tensorrt_or_skip",
 ]
 
@@ -139,18 +141,54 @@ class ConvBNNet(nn.Module):
         return self.head(x.mean((2, 3)))
 
 
+#: In every batch norm the grader builds, this share of the channels (at least 2) has a running variance
+#: comparable to eps (eps x U(0.25, 4)), as dead or near-constant channels have in trained networks, with
+#: the scale shrunk to match so the channel's output keeps its size. On those channels forgetting eps, or
+#: adding it outside the square root, changes the output by 10 % or more: with variances in [0.5, 2] alone
+#: it changed the outputs by as little as 7e-6 relative, and a fold that forgot eps passed on ~1 seed in 100.
+LOW_VAR_SHARE = 0.25
+
+
+def _low_var_channels(n: int, pick: Callable[[int], np.ndarray]) -> np.ndarray:
+    """Indices of the channels whose running variance is drawn near eps (``pick(n)``: a random permutation)."""
+    return np.sort(pick(n)[:max(2, int(n * LOW_VAR_SHARE))])
+
+
+def bn_statistics(n: int, eps: float, rand: Callable[[int], np.ndarray], randn: Callable[[int], np.ndarray],
+                  perm: Callable[[int], np.ndarray], *, var_range=(0.5, 2.0), scale_range=(0.5, 1.5),
+                  mean_std: float = 0.5, bias_std: float = 0.2) -> dict[str, np.ndarray]:
+    """Random batch-norm statistics for ``n`` channels where ``eps`` matters on every draw (see LOW_VAR_SHARE).
+
+    ``rand`` / ``randn`` / ``perm`` draw ``n`` uniform [0, 1) / normal / a permutation of ``range(n)`` from the
+    caller's seeded generator. Returns float64 arrays ``scale``, ``bias``, ``mean``, ``var`` ([n] each).
+    """
+    u = lambda lo_hi: lo_hi[0] + (lo_hi[1] - lo_hi[0]) * rand(n)  # noqa: E731
+    stats = {"scale": u(scale_range), "bias": randn(n) * bias_std, "mean": randn(n) * mean_std, "var": u(var_range)}
+    low = _low_var_channels(n, perm)
+    stats["var"][low] = eps * (0.25 + 3.75 * rand(n)[:len(low)])
+    stats["scale"][low] *= np.sqrt(stats["var"][low] + eps)
+    return stats
+
+
 def conv_bn_model(seed: int) -> ConvBNNet:
-    """A ConvBNNet with random weights and random (non-trivial) batch-norm statistics, eval mode."""
+    """A ConvBNNet with random weights and random (non-trivial) batch-norm statistics, eval mode.
+
+    Each batch norm: eps log-uniform in [1e-5, 1e-3], statistics from :func:`bn_statistics` (a quarter of
+    the channels with a running variance near eps, so a fold that mishandles eps fails on every seed).
+    """
     g = torch.Generator().manual_seed(seed)
+    rand = lambda n: torch.rand(n, generator=g, dtype=torch.float64).numpy()  # noqa: E731
+    randn = lambda n: torch.randn(n, generator=g, dtype=torch.float64).numpy()  # noqa: E731
+    perm = lambda n: torch.randperm(n, generator=g).numpy()  # noqa: E731
     m = ConvBNNet()
     with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, nn.BatchNorm2d):
-                mod.running_mean.copy_(torch.randn(mod.num_features, generator=g) * 0.5)
-                mod.running_var.copy_(torch.rand(mod.num_features, generator=g) * 1.5 + 0.5)
-                mod.weight.copy_(torch.rand(mod.num_features, generator=g) + 0.5)
-                mod.bias.copy_(torch.randn(mod.num_features, generator=g) * 0.2)
                 mod.eps = float(10 ** -(3 + 2 * torch.rand(1, generator=g).item()))   # 1e-5 .. 1e-3
+                st = bn_statistics(mod.num_features, mod.eps, rand, randn, perm)
+                for name, attr in (("mean", "running_mean"), ("var", "running_var"), ("scale", "weight"),
+                                   ("bias", "bias")):
+                    getattr(mod, attr).copy_(torch.from_numpy(st[name]).float())
     return m.eval()
 
 
@@ -170,12 +208,12 @@ def _conv_bn(nodes, inits, rng, x: str, cin: int, cout: int, tag: str, *, bias: 
         conv_in.append(f"{tag}_b")
     nodes.append(helper.make_node("Conv", conv_in, [f"{tag}_conv"], name=f"{tag}_conv", pads=[1, 1, 1, 1],
                                   strides=[stride, stride], kernel_shape=[3, 3]))
-    for what, val in (("scale", rng.uniform(0.5, 1.5, cout)), ("bias", rng.standard_normal(cout) * 0.2),
-                      ("mean", rng.standard_normal(cout) * 0.5), ("var", rng.uniform(0.5, 2.0, cout))):
-        inits.append(_init(f"{tag}_bn_{what}", val.astype(np.float32)))
+    eps = float(np.float32(10 ** rng.uniform(-5, -3)))   # as the attribute stores it
+    stats = bn_statistics(cout, eps, rng.random, rng.standard_normal, rng.permutation)
+    for what in ("scale", "bias", "mean", "var"):
+        inits.append(_init(f"{tag}_bn_{what}", stats[what].astype(np.float32)))
     nodes.append(helper.make_node("BatchNormalization", [f"{tag}_conv"] + [f"{tag}_bn_{w}" for w in
-                                  ("scale", "bias", "mean", "var")], [f"{tag}_bn"], name=f"{tag}_bn",
-                                  epsilon=float(10 ** rng.uniform(-5, -3))))
+                                  ("scale", "bias", "mean", "var")], [f"{tag}_bn"], name=f"{tag}_bn", epsilon=eps))
     nodes.append(helper.make_node("Relu", [f"{tag}_bn"], [f"{tag}_relu"], name=f"{tag}_relu"))
     return f"{tag}_relu"
 

@@ -12,6 +12,9 @@ from ...harness import paired_ratio, threads
 from ...plugin import criterion
 from .workloads import learner_timing, sqnr, state_dict_bytes, torch_quantized_modules
 
+#: Outputs of the dynamic INT8 MLP must stay this close to FP32, before timing and on every timed call.
+SPEED_GATE_SQNR_DB = 25.0
+
 
 def _mlp(sizes, seed: int) -> nn.Module:
     """Linear layers, one nested a level down (a replacement must reach it too)."""
@@ -79,7 +82,11 @@ def test_dynamic_int8(grade, learner):
 
 @criterion("p2.quantization.dynamic_speedup")
 def test_dynamic_speedup(grade, learner, benchmark):
-    """A transformer-sized feed-forward block at batch 1: memory-bound, where INT8 weights pay."""
+    """A transformer-sized feed-forward block at batch 1: memory-bound, where INT8 weights pay.
+
+    Correctness gates speed: SQNR against the grader's FP32 model >= ``SPEED_GATE_SQNR_DB`` on a batch of
+    4 before timing, and on every timed call (warm-up included) against the FP32 output for the same input.
+    """
     d = 1024
     model = _mlp([d, 4 * d, d, 4 * d, d], random.SystemRandom().randrange(2**31))
     q = learner.call("torch_dynamic_int8", copy.deepcopy(model))   # the FP32 baseline stays the grader's
@@ -91,21 +98,30 @@ def test_dynamic_speedup(grade, learner, benchmark):
     with torch.inference_mode():
         want, got = model(x), as_tensor(learner.call_obj(q, x.clone(), what="your dynamic INT8 model"), "output")
     s = sqnr(want, got)
-    if s < 25:
-        grade.fail(f"outputs differ from FP32 (SQNR {s:.1f} dB < 25 dB): no speed credit", details={"sqnr_db": s})
+    if s < SPEED_GATE_SQNR_DB:
+        grade.fail(f"outputs differ from FP32 (SQNR {s:.1f} dB < {SPEED_GATE_SQNR_DB:g} dB): no speed credit",
+                   details={"sqnr_db": s})
         return
 
     def fp32(inp):
         with torch.inference_mode():
-            model(inp)
+            return model(inp)
 
     def int8(inp):
         with torch.inference_mode():
-            q(inp)
+            return q(inp)
+
+    def same_as_fp32(want_out, got_out, inputs) -> str | None:
+        got_t = as_tensor(got_out, "your dynamic INT8 model's output", shape=want_out.shape)
+        s_call = sqnr(want_out, got_t)
+        return None if s_call >= SPEED_GATE_SQNR_DB else \
+            f"your dynamic INT8 model's output is off FP32 (SQNR {s_call:.1f} dB < {SPEED_GATE_SQNR_DB:g} dB)"
 
     with threads(1):  # one thread on both sides: steadier on a shared machine
         r = learner_timing(lambda: paired_ratio(fp32, int8, threshold=grade.thresholds.pass_,
                                                 make_inputs=lambda: (torch.randn(1, d),),
-                                                pairs=15 if grade.quick else 30, warmup=3, benchmark=benchmark))
+                                                pairs=15 if grade.quick else 30, warmup=3, benchmark=benchmark,
+                                                check=same_as_fp32))
     grade.record(r.median, interval=r.interval, noise=r.noise, details={**r.details("fp32", "int8"), "sqnr_db": s},
-                 message=f"one thread: FP32 {r.a_ms.median:.2f} ms, dynamic INT8 {r.b_ms.median:.2f} ms (SQNR {s:.1f} dB)")
+                 message=f"one thread: FP32 {r.a_ms.median:.2f} ms, dynamic INT8 {r.b_ms.median:.2f} ms (SQNR {s:.1f} dB; "
+                         f"every timed call checked)")

@@ -67,8 +67,16 @@ def test_bf16_cpu(grade, learner):
     if not grade.quick:  # BF16 speed is reported, not graded: it varies a lot between CPUs
         x = d["test_x"][:32]
         with torch.inference_mode():
+            before = as_tensor(learner.call_obj(half, x, what="your BF16 model"), "BF16 output", shape=(32, 10)).argmax(1)
+
+            def same_answers(out) -> str | None:  # the timed calls answer as the BF16 model did just before
+                top1 = as_tensor(out, "BF16 output", shape=(32, 10)).argmax(1)
+                return None if torch.equal(top1, before) else \
+                    f"{int((top1 != before).sum())} of 32 images got another top-1 class than your BF16 model gave " \
+                    f"for the same batch just before timing"
+
             t32 = time_callable(lambda: d["model"](x), repeats=5, warmup=2).median_ms
-            t16 = learner_timing(lambda: time_callable(lambda: half(x), repeats=5, warmup=2)).median_ms
+            t16 = learner_timing(lambda: time_callable(lambda: half(x), repeats=5, warmup=2, check=same_answers)).median_ms
         details.update(fp32_ms_batch32=t32, bf16_ms_batch32=t16, bf16_speedup_informational=t32 / t16)
         speed = f"; speed, for information: {t32 / t16:.2f}x FP32 at batch 32"
     grade.record(drop, details=details,
@@ -122,15 +130,26 @@ def test_fp16_speedup(grade, learner, benchmark):
                    details={"sqnr_db": s})
         return
     make = lambda: (torch.randn(batch, 3, 224, 224, device="cuda"),)  # noqa: E731
+
+    def close_to_fp32(want, got, inputs) -> str | None:  # the same gate on every timed call
+        got_t = as_tensor(got, "your FP16 model's output", shape=want.shape)
+        s_call = sqnr(want.float().cpu(), got_t)
+        return None if s_call >= FP16_GATE_SQNR_DB else \
+            f"FP16 outputs differ from FP32 (SQNR {s_call:.1f} dB < {FP16_GATE_SQNR_DB:g} dB)"
+
     r = learner_timing(lambda: paired_ratio(strict_fp32, fp16, threshold=grade.thresholds.pass_,
                                             make_inputs=make, pairs=10 if grade.quick else 20,
-                                            warmup=3, sync=cuda_sync, benchmark=benchmark))
+                                            warmup=3, sync=cuda_sync, benchmark=benchmark, check=close_to_fp32))
 
     def tf32_fp32(inp):  # PyTorch's default for convolutions on Ampere and newer, for information
         with torch.inference_mode():
             return fp32(inp)
 
-    r_tf32 = learner_timing(lambda: paired_ratio(tf32_fp32, fp16, make_inputs=make, pairs=8, warmup=2, sync=cuda_sync))
+    def close_to_strict(_, got, inputs) -> str | None:  # against strict FP32 (TF32 has its own rounding)
+        return close_to_fp32(strict_fp32(inputs[0]), got, inputs)
+
+    r_tf32 = learner_timing(lambda: paired_ratio(tf32_fp32, fp16, make_inputs=make, pairs=8, warmup=2, sync=cuda_sync,
+                                                 check=close_to_strict))
     grade.record(r.median, interval=r.interval, noise=r.noise,
                  details={**r.details("fp32", "fp16"), "sqnr_db": s, "batch": batch,
                           "speedup_over_tf32_informational": r_tf32.median, "gpu": torch.cuda.get_device_name()},

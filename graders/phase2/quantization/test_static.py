@@ -2,7 +2,8 @@
 
 The grader exports every FP32 model itself, gives the learner's ``quantize_static_onnx`` a copy of
 the file, and runs the learner's INT8 file in an ONNX Runtime session it creates itself. Speed is
-graded only after the correctness gates (INT8 operators present, file <= 0.3x, outputs close to FP32).
+graded only after the correctness gates (INT8 operators present, file <= 0.3x, outputs close to FP32),
+and the outputs of the timed calls themselves are held to the same SQNR gate (``_close_to_fp32``).
 
 Speed pairs run with ONE thread on each side (PyTorch and both ONNX Runtime sessions): on a shared
 machine a two-thread run waits for whichever core a neighbour is using, and that noise lands on one
@@ -62,6 +63,15 @@ def _gate_outputs(grade, art: dict) -> float | None:
     return worst
 
 
+def _close_to_fp32(want: torch.Tensor, got: torch.Tensor, inputs: tuple) -> str | None:
+    """The speed gate on one timed call: the INT8 output within SPEED_GATE_SQNR_DB of FP32's for the same input."""
+    if got.shape != want.shape:
+        return f"the INT8 model's output has shape {tuple(got.shape)}, expected {tuple(want.shape)}"
+    s = sqnr(want, got)
+    return None if s >= SPEED_GATE_SQNR_DB else \
+        f"the INT8 model's output is off FP32 (SQNR {s:.1f} dB < {SPEED_GATE_SQNR_DB:g} dB)"
+
+
 def _report_details(rep: dict) -> dict:
     return {"int8_nodes": rep["int8_nodes"], "compute_nodes": rep["compute_nodes"], "size_ratio": rep["size_ratio"],
             "int8_bytes": rep["bytes"], "ops": rep["ops"]}
@@ -101,14 +111,14 @@ def test_onnx_speedup_eager(grade, learner, benchmark):
 
     def eager(x):
         with torch.inference_mode():
-            model(x)
+            return model(x)
 
     def int8(x):
-        ort_run(sess, x)
+        return ort_run(sess, x)
 
     with threads(1):
         r = paired_ratio(eager, int8, threshold=grade.thresholds.pass_, make_inputs=lambda: (torch.randn(1, 3, 224, 224),),
-                         pairs=12 if grade.quick else 25, warmup=3, benchmark=benchmark)
+                         pairs=12 if grade.quick else 25, warmup=3, benchmark=benchmark, check=_close_to_fp32)
     grade.record(r.median, interval=r.interval, noise=r.noise,
                  details={**r.details("eager_fp32", "ort_int8"), "sqnr_db": s, "model": art["name"],
                           **_report_details(art["report"])},
@@ -126,7 +136,7 @@ def test_onnx_speedup_ort(grade, learner, benchmark):
     r = paired_ratio(lambda x: ort_run(fp32, x), lambda x: ort_run(int8, x),
                      threshold=grade.thresholds.pass_,
                      make_inputs=lambda: (torch.randn(1, 3, 224, 224),), pairs=12 if grade.quick else 25, warmup=3,
-                     benchmark=benchmark)
+                     benchmark=benchmark, check=_close_to_fp32)
     grade.record(r.median, interval=r.interval, noise=r.noise,
                  details={**r.details("ort_fp32", "ort_int8"), "sqnr_db": s, "model": art["name"]},
                  message=f"{art['name']} 224x224 batch 1, one thread: ONNX Runtime FP32 {r.a_ms.median:.1f} ms, your INT8 "

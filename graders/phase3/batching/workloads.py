@@ -25,7 +25,8 @@ from torch import nn
 from ...harness.timing import now_ns
 
 __all__ = ["POISON", "SHORT", "Instrumented", "build", "expected_outputs", "compare", "tags_of", "fresh_inputs",
-           "SleepModel", "FakeServer", "chain_text", "thread_count_settles"]
+           "run_problem", "unbatched_answers", "batched_run_problem", "SleepModel", "FakeServer", "chain_text",
+           "thread_count_settles"]
 
 #: An input whose first element is this value makes an Instrumented(poison=True) model raise.
 POISON = 12345.0
@@ -141,6 +142,40 @@ def compare(outputs: list[Any], want: torch.Tensor, atol: float) -> tuple[list[i
             bad.append(i)
         worst = max(worst, d) if d == d else float("inf")
     return bad, worst
+
+
+def run_problem(run: Any, want: torch.Tensor, atol: float) -> str | None:
+    """The first problem of a load run (a ``LoadRun``) against the grader's answers ``want`` ``[n, ...]``:
+    a request that failed, or whose output is missing, mis-shaped or off by more than ``atol``; None if none."""
+    n = len(want)
+    failed = [i for i in range(n) if run.errors[i] is not None]
+    if failed:
+        e = run.errors[failed[0]]
+        return f"{len(failed)} of {n} requests got no answer (first: request {failed[0]}: {type(e).__name__}: {str(e)[:120]})"
+    bad, worst = compare(run.outputs, want, atol)
+    if bad:
+        return (f"{len(bad)} of {n} requests got a wrong answer (first: request {bad[0]}; worst |difference| from the "
+                f"model run by the grader on that input alone {worst:.3g}, allowed {atol:g})")
+    return None
+
+
+def unbatched_answers(model: nn.Module, xs: torch.Tensor, ref: Any, device: str = "cpu") -> torch.Tensor:
+    """The grader's answer to each request alone: what its one-request-per-call server (a ``LoadRun``) returned,
+    or, where that run has no answer, the model on that input alone. ``[n, ...]`` float32 on the CPU."""
+    outs = []
+    for i, y in enumerate(ref.outputs):
+        if ref.errors[i] is None and isinstance(y, torch.Tensor):
+            outs.append(y.detach().float().cpu())
+        else:
+            with torch.inference_mode():
+                outs.append(model(xs[i:i + 1].to(device))[0].float().cpu())
+    return torch.stack(outs)
+
+
+def batched_run_problem(model: nn.Module, xs: torch.Tensor, ref: Any, run: Any, device: str, atol: float) -> str | None:
+    """``run`` (the learner's batcher on ``xs``) against ``ref`` (the grader's unbatched server on the same ``xs``):
+    every request's answer within ``atol`` of the grader's unbatched answer (:func:`run_problem`)."""
+    return run_problem(run, unbatched_answers(model, xs, ref, device), atol)
 
 
 class SleepModel:
