@@ -5,11 +5,13 @@ Loaded by the orchestrator (``graders.runner``) as ``-p graders.plugin`` in a ch
 * imports the learner's implementation once (``graders.submission``) and hands it to criteria
   through the ``learner`` fixture;
 * gives each criterion a ``grade`` fixture holding its spec and thresholds for the active profile;
-* turns each test's outcome into a :class:`graders.records.CriterionResult` (learner errors become
-  failed criteria with hints, ``pytest.skip`` becomes a skipped verdict with its reason, anything
-  else is a grader error);
-* streams typed events (``graders.events``) to a JSON-lines file, so that the parent can enforce time
-  and memory limits and resume after killing a hung or exploding submission.
+* reports each test's raw outcome (what it measured, or the learner error / skip / grader error it
+  ended with) as an :class:`graders.events.End`; the parent decides verdicts and points (``graders.decide``);
+* streams typed events (``graders.events``), signed (``graders.channel``), on the pipe the parent
+  passed, so that the parent can enforce time and memory limits, resume after killing a hung or exploding
+  submission, and tell a forged event from the grader's own;
+* watches the learner's code (``graders.tamper``): an audit hook installed before its import, and the
+  grader's tools checked for replacement at each criterion's start and end and after each learner call.
 
 One child grades one part of a phase (``--lab-part``; a single-part phase has none).
 
@@ -28,13 +30,15 @@ import pytest
 
 from . import events
 from . import harness  # binds the grader's clock before learner code is imported
+from .channel import Signer, read_key
 from .course import REPO_ROOT, markers, phase as course_phase
+from .decide import GPU_SKIP, NO_THRESHOLD_SKIP
 from .outcomes import CriterionSpec, Thresholds, load_outcomes
 from .profiles import PROFILES, detect_profile, fingerprint
-from .records import CriterionResult
 from .submission import Learner, LearnerError, SubmissionError, load_impl
-from .hints import compose_hint
-from .verdicts import NOISE_LIMIT, judge
+from .tamper import AuditGuard, Snapshot
+from .tamper.baseline import SLOWDOWN_FLAG, workload_ms
+from .verdicts import NOISE_LIMIT
 
 __all__ = ["criterion", "Grade"]
 
@@ -109,7 +113,9 @@ def pytest_addoption(parser):
     g.addoption("--lab-profile", default=None)
     g.addoption("--lab-quick", action="store_true")
     g.addoption("--lab-task", type=int, default=None)
-    g.addoption("--lab-records", required=True)
+    g.addoption("--lab-events-fd", type=int, required=True, help="the pipe the parent reads events from")
+    g.addoption("--lab-key-fd", type=int, required=True, help="where the signing key is read from (once)")
+    g.addoption("--lab-tmp", default=None, help="the child's own temporary folder (the learner may write there)")
     g.addoption("--lab-done", default="", help="comma-separated criterion ids already graded")
     g.addoption("--lab-import-failed", default="", help="skip importing; this is why it failed before")
 
@@ -123,7 +129,13 @@ class _State:
         self.root = Path(config.getoption("--lab-root"))
         self.quick = config.getoption("--lab-quick")
         self.task = config.getoption("--lab-task")
-        self.records = open(config.getoption("--lab-records"), "a", encoding="utf-8")
+        self.signer = Signer(read_key(config.getoption("--lab-key-fd")))
+        self.out = os.fdopen(config.getoption("--lab-events-fd"), "w", encoding="utf-8")
+        self.tmp = Path(config.getoption("--lab-tmp") or os.environ.get("TMPDIR", "/tmp"))
+        self.snapshot: Snapshot | None = None
+        self.guards: list[str] = []
+        self.reported: set[str] = set()
+        self.workload_ms: float | None = None
         self.done = {c for c in config.getoption("--lab-done").split(",") if c}
         self.outcomes = load_outcomes(self.phase)
         self.learner: Learner | None = None
@@ -142,8 +154,43 @@ class _State:
         self.emit(events.Session(profile=prof, fingerprint=self.fingerprint, pid=os.getpid()))
 
     def emit(self, event: events.Event) -> None:
-        self.records.write(events.encode(event))
-        self.records.flush()
+        try:
+            self.out.write(self.signer.sign(events.encode(event).rstrip("\n")))
+            self.out.flush()
+        except (BrokenPipeError, ValueError):  # the parent is gone, or the learner closed the pipe
+            os._exit(3)
+
+    def flag(self, severity: str, what: str, where: str = "") -> None:
+        self.emit(events.Flag(severity=severity, what=what, where=where))
+
+    def check_integrity(self, when: str) -> None:
+        """Emit a ``tampered`` flag for each of the grader's tools the learner's code replaced."""
+        if self.snapshot is None:
+            return
+        for change in self.snapshot.changes():
+            if change not in self.reported:  # once per criterion (reset at each start), with when it was seen
+                self.reported.add(change)
+                self.flag("tampered", change, when)
+
+    def guard(self) -> None:
+        """Before the learner's package is imported: snapshot the grader's tools, install the audit hook."""
+        try:
+            import onnxruntime  # noqa: F401 - snapshot its entry points before a submission can touch them
+        except ImportError:
+            pass
+        self.workload_ms = workload_ms()
+        self.snapshot = Snapshot.take()
+        self.guards.append(f"integrity checks ({len(self.snapshot)} grader and library entry points)")
+        folder = self.part.folder
+        learner_dirs = [self.root / folder.split("/")[0]] if self.root.resolve() != REPO_ROOT.resolve() \
+            else [self.root / folder / self.impl]
+        refs = [] if self.impl == "reference" else sorted(
+            {*REPO_ROOT.glob("phase*/reference"), *REPO_ROOT.glob("phase*/*/reference"),
+             *self.root.glob("phase*/reference"), *self.root.glob("phase*/*/reference")})
+        writable = [self.tmp] + ([self.root] if self.root.resolve() != REPO_ROOT.resolve() else [])
+        writable += [Path(os.environ[v]) for v in ("MPLCONFIGDIR",) if os.environ.get(v)]
+        AuditGuard(learner_dirs=learner_dirs, writable=writable, reference_dirs=refs, report=self.flag).install()
+        self.guards.append("audit hook (reference, writes, network, memory digging)")
 
 
 _STATE: _State | None = None
@@ -196,13 +243,16 @@ def pytest_collection_finish(session):
     if st.import_failed:
         st.learner = Learner(None, st.import_failed)
         return
-    st.emit(events.ImportStart())
+    st.guard()
+    st.emit(events.ImportStart(guards=st.guards, workload_ms=st.workload_ms))
     try:
-        st.learner = Learner(load_impl(st.part.folder, st.impl, st.root))
-        st.emit(events.ImportEnd(error=None))
+        st.learner = Learner(load_impl(st.part.folder, st.impl, st.root), after_call=st.check_integrity)
+        error = None
     except LearnerError as e:
         st.learner = Learner(None, str(e))
-        st.emit(events.ImportEnd(error=str(e)))
+        error = str(e)
+    st.check_integrity("while your package was imported")
+    st.emit(events.ImportEnd(error=error))
 
 
 def pytest_sessionfinish(session):
@@ -245,12 +295,14 @@ def pytest_runtest_setup(item):
     th = spec.thresholds_for(st.profile)
     item._lab_grade = Grade(spec, th, st.profile, st.quick, st.cuda)
     item._lab_t0 = time.time()
+    st.reported.clear()
     st.emit(events.Start(id=cid, time_limit_s=_cap(spec.time_limit_s, "INFERENCE_LAB_TIME_LIMIT_S"),
                          memory_limit_mb=_cap(spec.memory_limit_mb, "INFERENCE_LAB_MEMORY_LIMIT_MB")))
+    st.check_integrity("before this criterion started")
     if spec.gpu and not st.cuda:
-        pytest.skip("needs an NVIDIA GPU (torch.cuda.is_available() is False)")
+        pytest.skip(GPU_SKIP)
     if th is None:
-        pytest.skip(f"no threshold for profile {st.profile!r} in EXPECTED_OUTCOMES.md")
+        pytest.skip(NO_THRESHOLD_SKIP.format(profile=st.profile))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -262,42 +314,33 @@ def pytest_runtest_makereport(item, call):
         return
     if rep.when == "call" or (rep.when == "setup" and not rep.passed):
         item._lab_reported = True
-        res = _result(item._lab_grade, call.excinfo, time.time() - item._lab_t0)
-        _STATE.emit(events.End(id=cid, result=res.to_dict()))
+        duration = time.time() - item._lab_t0
+        _STATE.check_integrity("by the end of this criterion")
+        g = item._lab_grade
+        if _STATE.workload_ms and rep.when == "call" and ({"benchmark", "timer"} & set(item.fixturenames) or duration > 2):
+            now = workload_ms()
+            if now > SLOWDOWN_FLAG * _STATE.workload_ms:  # once more: a burst of machine noise passes
+                time.sleep(0.2)
+                now = min(now, workload_ms())
+            g.details["grader_workload_ms"] = {"before_your_import": round(_STATE.workload_ms, 3), "after": round(now, 3)}
+        _STATE.emit(_end(cid, g, call.excinfo, duration))
 
 
-def _fmt(v: float | None) -> str:
-    return "none" if v is None else f"{v:.4g}"
-
-
-def _result(g: Grade, excinfo, duration: float) -> CriterionResult:
-    """Turn what the criterion recorded (or raised) into its verdict and points."""
-    s, th = g.spec, g.thresholds
-    result = partial(CriterionResult.from_spec, s, th, duration_s=duration, details=g.details)
+def _end(cid: str, g: Grade, excinfo, duration: float) -> events.End:
+    """What the criterion measured (or the exception it ended with), raw: the parent decides the verdict."""
+    end = partial(events.End, id=cid, duration_s=round(duration, 3), details=g.details)
     exc = excinfo.value if excinfo is not None else None
     if exc is not None and excinfo.errisinstance(pytest.skip.Exception):
-        return result(verdict="skipped", message=str(getattr(exc, "msg", exc)))
+        return end(outcome="skipped", message=str(getattr(exc, "msg", exc)))
     if isinstance(exc, SubmissionError):
-        return result(verdict="fail", value=g.value, message=str(exc))
+        return end(outcome="raised", value=g.value, message=str(exc))
     if exc is not None:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-6:])
-        return CriterionResult.from_spec(s, th, verdict="error", duration_s=duration,
-                                         details={**g.details, "traceback": tb},
-                                         message=f"grader error: {type(exc).__name__}: {exc}"[:600])
+        return end(outcome="error", details={**g.details, "traceback": tb},
+                   message=f"grader error: {type(exc).__name__}: {exc}"[:600])
     if not g.recorded:
-        return result(verdict="error", message="grader error: the criterion recorded nothing")
-    hint = partial(compose_hint, s, th, value=g.value, measured_hint=g.hint, noise=g.noise, details=g.details)
+        return end(outcome="empty")
     if g.forced_fail:
-        return result(verdict="fail", value=g.value, message=g.message, hint=hint(verdict="fail", points=0.0))
-    v = judge(g.value, th.pass_, th.full, s.better, s.points, interval=g.interval, noisy=g.noisy)
-    message = g.message
-    sign = ">=" if s.better == "higher" else "<="
-    if v.verdict == "fail":
-        message = (f"{s.metric} = {_fmt(g.value)}{s.unit}; needs {sign} {th.pass_:g}{s.unit}. "
-                   + message).strip()
-        if g.noise is not None:
-            message += f" (machine noise in the same windows: {g.noise:.1%}, limit {NOISE_LIMIT:.0%})"
-    elif v.note:
-        message = f"{v.note}. {message}".strip()
-    return result(verdict=v.verdict, points=v.points, value=g.value, message=message,
-                  hint=hint(verdict=v.verdict, points=v.points))
+        return end(outcome="failed", value=g.value, message=g.message, hint=g.hint)
+    return end(outcome="recorded", value=g.value, message=g.message, hint=g.hint, noise=g.noise, noisy=g.noisy,
+               interval=list(g.interval) if g.interval is not None else None)

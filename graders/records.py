@@ -54,6 +54,7 @@ class CriterionResult:
     duration_s: float = 0.0
     gpu: bool = False
     part: str | None = None
+    tampered: str = ""  # why the grader could not trust this criterion's measurement (a failed verdict)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -65,7 +66,8 @@ class CriterionResult:
     @classmethod
     def from_spec(cls, spec: "CriterionSpec", thresholds: "Thresholds | None", *, verdict: str,
                   points: float = 0.0, value: float | None = None, message: str = "", hint: str | None = None,
-                  details: dict[str, Any] | None = None, duration_s: float = 0.0) -> "CriterionResult":
+                  details: dict[str, Any] | None = None, duration_s: float = 0.0,
+                  tampered: str = "") -> "CriterionResult":
         """A result carrying ``spec``'s metadata; the only place a result is built from a criterion.
 
         ``hint`` defaults to the spec's hint with its guide link for a fail, and to nothing for any other
@@ -79,7 +81,7 @@ class CriterionResult:
                    required=spec.required, gpu=spec.gpu, value=value, message=message, hint=hint,
                    threshold_pass=thresholds.pass_ if thresholds else None,
                    threshold_full=thresholds.full if thresholds else None,
-                   details=dict(details or {}), duration_s=round(duration_s, 3))
+                   details=dict(details or {}), duration_s=round(duration_s, 3), tampered=tampered)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CriterionResult":
@@ -108,6 +110,14 @@ class GradeRun:
     part: str | None = None        # the part graded alone (make grade PART=...), None for every part
     task: int | None = None        # the task graded alone (make grade TASK=...), None for every task
     benchmark_json: str | None = None
+    #: protection -> "on: how" or "off: why not" (the sandbox, the audit hook, the unprivileged user...)
+    protections: dict[str, str] = field(default_factory=dict)
+    #: what the learner's code did that the grader watches for: {"severity", "what", "where", "criterion"}
+    flags: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def tampered(self) -> bool:
+        return any(c.tampered for c in self.criteria) or any(f.get("severity") == "tampered" for f in self.flags)
 
     @property
     def points(self) -> float:

@@ -1,8 +1,14 @@
 """Run one phase's grader in a child process, enforce limits, and survive anything a submission does.
 
 Each part of the phase is graded by its own child, ``python -m pytest graders/phaseN/<part> -p
-graders.plugin ...`` (the learner's package differs per part); it streams typed events
-(``graders.events``) to ``records.jsonl``. The parent (this module) watches it:
+graders.plugin ...`` (the learner's package differs per part), started in a sandbox where the OS allows
+(``graders.sandbox``: no network, the grader read-only, reference solutions hidden, its own tmp). It streams
+typed events (``graders.events``), signed, on a pipe (``graders.channel``); the parent (this module), which
+never imports learner code, checks each event, writes the good ones to ``records.jsonl``, and decides every
+verdict itself from the child's raw measurements (``graders.decide``). It watches the child:
+
+* a forged, duplicated, lost or out-of-order event, or a ``tampered`` flag from the child's guards
+  (``graders.tamper``), fails the criterion concerned as ``tampered`` (at import: every criterion);
 
 * a criterion running past its ``time_limit_s`` (hang, deadlock, infinite loop) gets the child's
   whole process group killed and a failed verdict that says so;
@@ -17,18 +23,26 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from . import events
+from .channel import ChannelError, Verifier, new_key
 from .course import REPO_ROOT, CourseError, Part, phase as course_phase
+from .decide import decide, tampered_result
 from .outcomes import OutcomesError, load_outcomes
 from .profiles import fingerprint as machine_fingerprint
 from .records import CriterionResult, GradeRun
+from .sandbox import sandbox_for, shared_cache
+from .tamper import scan_submission
+from .tamper.baseline import SLOWDOWN_FLAG
 
 __all__ = ["grade_phase", "IMPORT_LIMIT_S"]
 
@@ -63,11 +77,14 @@ def _kill(proc: subprocess.Popen) -> None:
 
 def grade_phase(phase: int, *, part: str | None = None, impl: str = "starter", submission: Path | None = None,
                 profile: str | None = None, quick: bool = False, task: int | None = None,
-                criteria: tuple[str, ...] = (), out: Path, python: str = sys.executable, log=print) -> GradeRun:
+                criteria: tuple[str, ...] = (), out: Path, python: str = sys.executable, log=print,
+                child_user: str | None = None) -> GradeRun:
     """Grade one phase (every part, or ``part``, or the part that holds ``task``).
 
     ``criteria``: grade only these criterion ids (and only the parts that hold them), e.g. to re-run
     the one criterion a fix was for; an id the phase does not declare is a grader error.
+    ``child_user``: run the grading children as this unprivileged user (the runner must be root), e.g. in a
+    Gradescope container.
 
     Writes nothing but the children's raw files into ``out`` (reports are the CLI's).
     """
@@ -116,7 +133,8 @@ def grade_phase(phase: int, *, part: str | None = None, impl: str = "starter", s
         graded_any = True
         unwanted = {c.id for c in outcomes.select(part=p.name)} - set(wanted)
         _grade_part(p, wanted, run, impl=impl, root=root, quick=quick, task=task, profile=profile, out=out,
-                    python=python, log=log, bench_files=bench_files, t_start=t_start, skip=unwanted)
+                    python=python, log=log, bench_files=bench_files, t_start=t_start, skip=unwanted,
+                    child_user=child_user)
     if not graded_any and not run.grader_errors:
         run.grader_errors.append(f"phase {phase} has no graded criteria yet (its parts are planned)")
     run.duration_s = round(time.time() - t_start, 2)
@@ -124,8 +142,17 @@ def grade_phase(phase: int, *, part: str | None = None, impl: str = "starter", s
     return run
 
 
+def _data_cache() -> list[Path]:
+    """The course's data cache (``datasets/cache`` or ``$INFERENCE_LAB_CACHE``), which graders fill lazily."""
+    path = Path(os.environ.get("INFERENCE_LAB_CACHE") or REPO_ROOT / "datasets" / "cache")
+    path.mkdir(parents=True, exist_ok=True)
+    return [path]
+
+
 def _child_env() -> dict[str, str]:
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
+    # The child runs in its own temporary folder (libraries that write to the current folder write there);
+    # PYTHONPATH names this copy alone, so `graders` always resolves here even when the caller's named another.
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg", PYTHONPATH=str(REPO_ROOT))
     env.setdefault("KINETO_LOG_LEVEL", "6")  # torch.profiler's C++ side: quiet
     # Inductor compiles with a worker process per core by default: on a 16-core GPU box that pool
     # alone passed the 8 GiB memory limit of a criterion. One compile thread keeps grading bounded.
@@ -133,46 +160,211 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+def _reference_dirs(root: Path, impl: str) -> list[Path]:
+    """Every ``reference/`` package a submission must not see (none when the reference is graded)."""
+    if impl == "reference":
+        return []
+    found = set()
+    for base in {REPO_ROOT.resolve(), root.resolve()}:
+        found |= {d for pat in ("phase*/reference", "phase*/*/reference") for d in base.glob(pat) if d.is_dir()}
+    return sorted(found)
+
+
+def _learner_dirs(root: Path, part: Part, impl: str) -> list[Path]:
+    """What the static scan reads: the submission's phase folder, or the graded package of this copy."""
+    if root.resolve() != REPO_ROOT.resolve():
+        return [root / part.folder.split("/")[0]]
+    return [REPO_ROOT / part.folder / impl]
+
+
+class _Child:
+    """One grading child's signed event stream, checked as it arrives (see ``graders.channel``)."""
+
+    def __init__(self, part: Part, wanted: dict, results: dict, run: GradeRun, records: Path, key: bytes, log,
+                 t_start: float):
+        self.part, self.wanted, self.results, self.run, self.log, self.t_start = part, wanted, results, run, log, t_start
+        self.verifier = Verifier(key)
+        self.records = records
+        self.buf = b""
+        self.current: str | None = None
+        self.deadline: float | None = None
+        self.mem_limit: float | None = None
+        self.ev_limit = 0.0
+        self.cuda = False
+        self.sessions = 0
+        self.pending_tamper: dict[str, str] = {}
+        self.last_ended: str | None = None
+        self.import_tampered = ""
+        self.workload_ms: float | None = None
+        self.broken = ""  # why the stream itself can no longer be trusted (the child is then stopped)
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+        *lines, self.buf = self.buf.split(b"\n")
+        for raw in lines:
+            if self.broken:
+                return
+            try:
+                body = self.verifier.open(raw.decode("utf-8", errors="replace"))
+                ev = events.decode(body)
+            except (ChannelError, events.EventError) as e:
+                self._tamper(str(e))
+                return
+            with open(self.records, "a", encoding="utf-8") as f:
+                f.write(body + "\n")
+            self._handle(ev)
+
+    def _tamper(self, why: str) -> None:
+        """The stream broke its own rules: fail the criterion (or import) it concerns as tampered, stop the child."""
+        self.broken = why
+        self.run.flags.append({"severity": "tampered", "what": why, "where": "", "criterion": self.current or ""})
+        if self.current == "__import__":
+            self.import_tampered = why
+
+    def _flag(self, ev: events.Flag) -> None:
+        target = self.current or self.last_ended or ""
+        flag = {"severity": ev.severity, "what": ev.what, "where": ev.where,
+                "criterion": "" if target == "__import__" else target}
+        if not any(f["what"] == flag["what"] and f["criterion"] == flag["criterion"] for f in self.run.flags):
+            self.run.flags.append(flag)
+        if ev.severity != "tampered":
+            return
+        why = ev.what + (f" ({ev.where})" if ev.where else "")
+        if self.current == "__import__":
+            self.import_tampered = self.import_tampered or why
+        elif self.current:
+            self.pending_tamper.setdefault(self.current, why)
+        elif self.last_ended in self.results:  # a background thread after the criterion ended: it loses the credit
+            old = self.results[self.last_ended]
+            spec = self.wanted[self.last_ended]
+            if not old.tampered:
+                self.results[self.last_ended] = tampered_result(spec, spec.thresholds_for(self.run.profile), why,
+                                                                duration_s=old.duration_s, details=old.details)
+
+    def _slowdown(self, ev: events.End) -> None:
+        """Flag a criterion after which the grader's own fixed workload ran much slower than before the import."""
+        w = ev.details.get("grader_workload_ms") if isinstance(ev.details, dict) else None
+        if not self.workload_ms or not isinstance(w, dict) or not isinstance(w.get("after"), (int, float)):
+            return
+        ratio = w["after"] / self.workload_ms
+        if ratio > SLOWDOWN_FLAG:
+            self.run.flags.append({"severity": "flag", "criterion": ev.id, "where": "",
+                                   "what": f"the grader's own fixed workload ran {ratio:.1f}x slower after this criterion "
+                                           f"({w['after']:.2f} ms) than before your code was imported "
+                                           f"({self.workload_ms:.2f} ms): something slowed the grader's side (or the "
+                                           f"machine got much busier)"})
+
+    def _handle(self, ev: events.Event) -> None:
+        if isinstance(ev, events.Session):
+            self.sessions += 1
+            if self.sessions > 1:
+                return self._tamper("a second grading session started in the same process")
+            self.run.profile, self.run.fingerprint = ev.profile, ev.fingerprint
+            self.cuda = bool(ev.fingerprint.get("cuda_available"))
+        elif isinstance(ev, events.ImportStart):
+            if self.current is not None:
+                return self._tamper("the import of your package started twice")
+            for g in ev.guards:
+                self.run.protections.setdefault(g.split(" (")[0], f"on: {g}")
+            self.workload_ms = ev.workload_ms
+            self.current, self.deadline, self.mem_limit = "__import__", time.time() + IMPORT_LIMIT_S, 8192
+        elif isinstance(ev, events.ImportEnd):
+            if self.current != "__import__":
+                return self._tamper("an import ended that had not started")
+            self.current = self.deadline = None
+        elif isinstance(ev, events.Start):
+            if self.current is not None or ev.id not in self.wanted or ev.id in self.results:
+                return self._tamper(f"criterion {ev.id} started out of order")
+            self.current, self.ev_limit = ev.id, ev.time_limit_s
+            self.deadline = time.time() + ev.time_limit_s
+            self.mem_limit = ev.memory_limit_mb
+        elif isinstance(ev, events.End):
+            if ev.id != self.current:
+                return self._tamper(f"criterion {ev.id} ended without having started")
+            spec = self.wanted[ev.id]
+            th = spec.thresholds_for(self.run.profile)
+            why = self.import_tampered or self.pending_tamper.pop(ev.id, "")
+            res = tampered_result(spec, th, why, duration_s=ev.duration_s, details=ev.details) if why \
+                else decide(spec, th, ev, cuda=self.cuda)
+            self.results[ev.id] = res
+            self._slowdown(ev)
+            self.log(f"  {res.id:<34} {res.verdict.upper():<12} {res.points:g}/{res.max_points:g}"
+                     f"  Task {res.phase}.{res.task}: {res.title}" + ("  [TAMPERED]" if res.tampered else ""))
+            self.last_ended, self.current, self.deadline = ev.id, None, None
+        elif isinstance(ev, events.Flag):
+            self._flag(ev)
+        elif isinstance(ev, events.GraderError) and ev.message not in self.run.grader_errors:
+            self.run.grader_errors.append(ev.message)
+
+
 def _grade_part(part: Part, wanted: dict, run: GradeRun, *, impl: str, root: Path, quick: bool,
                 task: int | None, profile: str | None, out: Path, python: str, log, bench_files: list[Path],
-                t_start: float, skip: set[str] = frozenset()) -> None:
+                t_start: float, skip: set[str] = frozenset(), child_user: str | None = None) -> None:
     """Grade the ``wanted`` criteria of one part, restarting the child after each kill, into ``run``."""
     records = out / f"records-{part.name}.jsonl" if part.name else out / "records.jsonl"
     records.unlink(missing_ok=True)
     results: dict[str, CriterionResult] = {}
     import_failed = ""
     tests_dir = REPO_ROOT / part.grader_dir
-    env = _child_env()
-    # The child runs with cwd = this copy's root, and `python -m` puts the cwd first on sys.path, so
-    # `graders` always resolves to this copy even when PYTHONPATH names another one.
+    for finding in scan_submission(_learner_dirs(root, part, impl), relative_to=root):
+        if finding.to_dict() not in run.flags:
+            run.flags.append(finding.to_dict())
     for attempt in range(len(wanted) + 2):
         todo = [c for c in wanted if c not in results]
         if not todo:
             break
-        bench = out / f"benchmark-{part.name or 'main'}-{attempt}.json"
-        bench_files.append(bench)
-        cmd = [python, "-m", "pytest", str(tests_dir), "-p", "graders.plugin", "-q", "--no-header",
-               "-p", "no:cacheprovider", "-o", "addopts=--strict-markers", "-o", "console_output_style=classic",
-               f"--rootdir={REPO_ROOT}", f"--lab-phase={part.phase}", f"--lab-impl={impl}",
-               f"--lab-root={root}", f"--lab-records={records}", f"--benchmark-json={bench}",
-               f"--lab-done={','.join([*results, *sorted(skip)])}"]
-        cmd += [f"--lab-part={part.name}"] if part.name else []
-        cmd += ["--lab-quick"] if quick else []
-        cmd += [f"--lab-task={task}"] if task is not None else []
-        cmd += [f"--lab-profile={profile}"] if profile else []
-        cmd += [f"--lab-import-failed={import_failed}"] if import_failed else []
-        with open(out / "pytest.log", "a", encoding="utf-8") as logf:
-            logf.write(f"\n=== part {part.key}, attempt {attempt}: {' '.join(cmd)}\n")
-            logf.flush()
-            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-            killed = _watch(proc, records, wanted, results, run, log)
-        if killed is None and proc.returncode not in (0, 1):
+        tmp = Path(tempfile.mkdtemp(prefix=f"lab-child-{part.phase}-"))
+        try:
+            if child_user:
+                _give_to(tmp, child_user)
+                _give_to(shared_cache() / "matplotlib", child_user)
+            box = sandbox_for(readonly=[REPO_ROOT], hide=_reference_dirs(root, impl), tmp=tmp,
+                              base_env=_child_env(), user=child_user, writable=_data_cache())
+            for k, v in box.protections.items():
+                run.protections.setdefault(k, v)
+            bench = tmp / "benchmark.json"
+            cmd = [python, "-m", "pytest", str(tests_dir), "-p", "graders.plugin", "-q", "--no-header",
+                   "-p", "no:cacheprovider", "-o", "addopts=--strict-markers", "-o", "console_output_style=classic",
+                   f"--rootdir={REPO_ROOT}", f"--basetemp={tmp / 'pytest'}", f"--lab-phase={part.phase}",
+                   f"--lab-impl={impl}", f"--lab-root={root}", f"--benchmark-json={bench}", f"--lab-tmp={tmp}",
+                   f"--lab-done={','.join([*results, *sorted(skip)])}"]
+            cmd += [f"--lab-part={part.name}"] if part.name else []
+            cmd += ["--lab-quick"] if quick else []
+            cmd += [f"--lab-task={task}"] if task is not None else []
+            cmd += [f"--lab-profile={profile}"] if profile else []
+            cmd += [f"--lab-import-failed={import_failed}"] if import_failed else []
+            child, killed = _run_child(box, cmd, part, wanted, results, run, records, out, attempt, log, t_start,
+                                       child_user)
+            if bench.exists():
+                dest = out / f"benchmark-{part.name or 'main'}-{attempt}.json"
+                shutil.copyfile(bench, dest)
+                bench_files.append(dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if child.import_tampered:
+            why = child.import_tampered
+            for cid in [c for c in wanted if c not in results]:
+                spec = wanted[cid]
+                results[cid] = tampered_result(spec, spec.thresholds_for(run.profile), f"while your package was "
+                                               f"imported: {why}")
+            log(f"  importing your code: TAMPERED ({why}); every criterion of part {part.key} fails")
+            break
+        if child.broken:
+            current = child.current
+            if current in wanted and current not in results:
+                spec = wanted[current]
+                results[current] = tampered_result(spec, spec.thresholds_for(run.profile), child.broken,
+                                                   duration_s=time.time() - t_start)
+                log(f"  {current}: TAMPERED ({child.broken})")
+            elif not current:
+                run.flags.append({"severity": "tampered", "what": child.broken, "where": "", "criterion": ""})
+            continue
+        if killed is None and child.proc.returncode not in (0, 1):
             # The child ended on its own without finishing a criterion it had started, or never ran.
-            killed = ("crashed", f"the grading process exited with code {proc.returncode}", None)
+            killed = ("crashed", f"the grading process exited with code {child.proc.returncode}", None)
         if killed:
             kind, why, current = killed
-            current = current or _current(records)
+            current = current or child.current
             if current == "__import__":
                 import_failed = f"importing your code did not finish: {why}"
                 continue
@@ -196,80 +388,101 @@ def _grade_part(part: Part, wanted: dict, run: GradeRun, *, impl: str, root: Pat
     run.criteria += [results[c] for c in wanted if c in results]
 
 
-def _current(records: Path) -> str | None:
-    """The criterion (or ``__import__``) the child had started and not finished."""
-    current = None
-    for ev in _events(records):
-        if isinstance(ev, events.Start):
-            current = ev.id
-        elif isinstance(ev, events.ImportStart):
-            current = "__import__"
-        elif isinstance(ev, (events.End, events.ImportEnd)):
-            current = None
-    return current
+def _give_to(folder: Path, user: str) -> None:
+    import pwd
+
+    pw = pwd.getpwnam(user)
+    os.chown(folder, pw.pw_uid, pw.pw_gid)
 
 
-def _events(records: Path):
-    if not records.exists():
-        return
-    with open(records, encoding="utf-8") as f:
-        for line in f:
-            try:
-                yield events.decode(line)
-            except events.EventError:
-                continue  # a line cut short by a kill
+def _run_child(box, cmd, part, wanted, results, run, records, out, attempt, log, t_start, child_user):
+    """Start one grading child in ``box`` and follow it to the end; returns (its _Child, how it was killed)."""
+    key = new_key()
+    key_r, key_w = os.pipe()
+    ev_r, ev_w = os.pipe()
+    os.write(key_w, key)
+    os.close(key_w)
+    cmd = [*cmd, f"--lab-key-fd={key_r}", f"--lab-events-fd={ev_w}"]
+    child = _Child(part, wanted, results, run, records, key, log, t_start)
+    try:
+        with open(out / "pytest.log", "a", encoding="utf-8") as logf:
+            logf.write(f"\n=== part {part.key}, attempt {attempt}: {' '.join(cmd)}\n")
+            logf.flush()
+            extra = {"user": child_user} if child_user else {}
+            proc = subprocess.Popen([*box.prefix, *cmd], cwd=box.env["TMPDIR"], env=box.env, stdout=logf,
+                                    stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(key_r, ev_w), **extra)
+            child.proc = proc
+            os.close(key_r)
+            os.close(ev_w)
+            key_r = ev_w = -1
+            _pin(proc.pid, run)
+            killed = _watch(proc, ev_r, child)
+    finally:
+        for fd in (key_r, ev_w, ev_r):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+    return child, killed
 
 
-def _watch(proc, records: Path, wanted, results, run: GradeRun, log):
-    """Follow the child's events until it exits; kill it on a time or memory limit.
+def _pin(pid: int, run: GradeRun) -> None:
+    """Fix the child's CPU affinity to the cores this grade may use (reported; changing it is tamper evidence)."""
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(pid, cores)
+        run.protections.setdefault("cpu affinity", f"on: pinned to cores {cores}")
+    except (AttributeError, OSError) as e:
+        run.protections.setdefault("cpu affinity", f"off: {type(e).__name__}")
+
+
+def _watch(proc, ev_r: int, child: _Child):
+    """Follow the child's events until it exits; kill it on a time or memory limit or a broken stream.
 
     Returns None when the child exited by itself, or (kind, message, criterion) when it was killed.
     """
-    pos = 0
-    current, deadline, mem_limit, ev_limit = None, None, None, 0.0
+    os.set_blocking(ev_r, False)
+    eof = False
     while True:
-        if records.exists():
-            with open(records, encoding="utf-8") as f:
-                f.seek(pos)
-                chunk = f.read()
-            complete = chunk[: chunk.rfind("\n") + 1]
-            pos += len(complete.encode("utf-8"))
-            for line in complete.splitlines():
+        if not eof:
+            ready, _, _ = select.select([ev_r], [], [], _POLL_S)
+            if ready:
                 try:
-                    ev = events.decode(line)
-                except events.EventError:
-                    continue
-                if isinstance(ev, events.Session):
-                    run.profile, run.fingerprint = ev.profile, ev.fingerprint
-                elif isinstance(ev, events.ImportStart):
-                    current, deadline, mem_limit = "__import__", time.time() + IMPORT_LIMIT_S, 8192
-                elif isinstance(ev, events.ImportEnd):
-                    current = deadline = None
-                elif isinstance(ev, events.Start):
-                    current, ev_limit = ev.id, ev.time_limit_s
-                    deadline = time.time() + ev_limit
-                    mem_limit = ev.memory_limit_mb
-                elif isinstance(ev, events.End):
-                    res = CriterionResult.from_dict(ev.result)
-                    if res.id in wanted and res.id not in results:
-                        results[res.id] = res
-                        log(f"  {res.id:<34} {res.verdict.upper():<12} {res.points:g}/{res.max_points:g}"
-                            f"  Task {res.phase}.{res.task}: {res.title}")
-                    current = deadline = None
-                elif isinstance(ev, events.GraderError) and ev.message not in run.grader_errors:
-                    run.grader_errors.append(ev.message)
-        if proc.poll() is not None:
+                    data = os.read(ev_r, 1 << 16)
+                except BlockingIOError:
+                    data = None
+                if data == b"":
+                    eof = True
+                elif data:
+                    child.feed(data)
+        else:
+            time.sleep(_POLL_S)
+        if child.broken or child.import_tampered:
+            _kill(proc)
             return None
-        if deadline is not None and time.time() > deadline:
+        if proc.poll() is not None:
+            while not eof:  # what the child wrote before it exited
+                try:
+                    data = os.read(ev_r, 1 << 16)
+                except BlockingIOError:
+                    break
+                if not data:
+                    break
+                child.feed(data)
+            if child.broken or child.import_tampered:
+                return None
+            return None
+        current = child.current
+        if child.deadline is not None and time.time() > child.deadline:
             _kill(proc)
             what = "importing your code" if current == "__import__" else current
-            limit = IMPORT_LIMIT_S if current == "__import__" else ev_limit
+            limit = IMPORT_LIMIT_S if current == "__import__" else child.ev_limit
             return ("timeout", f"timed out: {what} ran past its limit of {limit:g} s and was stopped "
                                f"(an infinite loop, a deadlock, or far too slow)", current)
-        if mem_limit is not None and _rss_bytes(proc.pid) > mem_limit * 2**20:
+        if child.mem_limit is not None and _rss_bytes(proc.pid) > child.mem_limit * 2**20:
             _kill(proc)
-            return ("memory", f"used more than {mem_limit:g} MiB of memory and was stopped", current)
-        time.sleep(_POLL_S)
+            return ("memory", f"used more than {child.mem_limit:g} MiB of memory and was stopped", current)
 
 
 def _merge_benchmarks(files: list[Path], dest: Path) -> str | None:

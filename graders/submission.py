@@ -14,7 +14,7 @@ import sys
 import traceback
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable
 
 __all__ = ["SubmissionError", "LearnerError", "Learner", "load_impl"]
 
@@ -94,9 +94,11 @@ class Learner:
     NotImplementedError keeps the stub's own text, which points at the guide section).
     """
 
-    def __init__(self, module: ModuleType | None, import_error: str | None = None):
+    def __init__(self, module: ModuleType | None, import_error: str | None = None,
+                 after_call: Callable[[str], None] | None = None):
         self.module = module
         self.import_error = import_error
+        self._after_call = after_call  # the grader's integrity check (graders.tamper), after each call
 
     def attr(self, name: str) -> Any:
         if self.module is None:
@@ -108,8 +110,12 @@ class Learner:
                                f"(is it listed in __all__ and imported in __init__.py?)") from None
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        """Call the learner's public function ``name``."""
-        return self._invoke(self.attr(name), f"{name}(...)", args, kwargs)
+        """Call the learner's public function ``name`` (the grader's tools are checked after it returns)."""
+        try:
+            return self._invoke(self.attr(name), f"{name}(...)", args, kwargs)
+        finally:
+            if self._after_call is not None:
+                self._after_call(f"during {name}(...)")
 
     def call_obj(self, obj: Any, *args: Any, what: str = "your object", **kwargs: Any) -> Any:
         """Call something the learner's code returned (a predictor, a callback)."""
@@ -130,3 +136,8 @@ class Learner:
             raise LearnerError(f"{label} ran out of memory") from None
         except Exception as e:  # noqa: BLE001 - the learner's bug, reported, never fatal
             raise LearnerError(f"{label} raised {_short(e)}") from None
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as e:  # noqa: BLE001 - e.g. pytest.skip/fail raised by the learner's code
+            raise LearnerError(f"{label} raised {type(e).__name__}: {str(e)[:200]} - only the grader decides "
+                               f"what is skipped or failed") from None

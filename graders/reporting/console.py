@@ -155,6 +155,15 @@ def format_console(run: GradeRun, *, width: int = 110) -> str:
         for c in skipped:
             lines += _wrapped("", f"- {c.id}: {c.message or 'no reason given'}", width, indent="")
 
+    if run.flags:
+        lines += ["", "Flags (what your code did that the grader watches for; tampered = no credit for that criterion)"]
+        for f in run.flags[:20]:
+            where = f" [{f['where']}]" if f.get("where") else ""
+            crit = f" ({f['criterion']})" if f.get("criterion") else ""
+            lines += _wrapped("", f"- {f['severity'].upper()}{crit}: {f['what']}{where}", width, indent="  ")
+        if len(run.flags) > 20:
+            lines.append(f"- ... {len(run.flags) - 20} more in results.json")
+
     if run.grader_errors:
         lines += ["", "Grader errors (exit 2)"]
         for err in run.grader_errors:

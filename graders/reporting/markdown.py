@@ -221,6 +221,16 @@ def write_markdown_report(run: GradeRun, out_dir: str | Path, *,
     items = fingerprint_items(run.fingerprint)
     lines += _table(["key", "value"], items) if items else ["(no fingerprint recorded)"]
 
+    if run.flags:
+        lines += ["", "## Flags", "", "What the submission did that the grader watches for. `tampered`: the criterion "
+                  "named got no credit; `flag`: reported for a person to read, no points changed.", ""]
+        lines += _table(["severity", "criterion", "what", "where"],
+                        [(f["severity"], f.get("criterion") or DASH, f["what"], f.get("where") or DASH)
+                         for f in run.flags])
+    if run.protections:
+        lines += ["", "## Protections", ""]
+        lines += _table(["protection", "state"], sorted(run.protections.items()))
+
     lines += ["", "## Criteria", ""]
     if run.criteria:
         lines += _table(TABLE_HEADERS, table_rows(run))

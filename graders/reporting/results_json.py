@@ -24,7 +24,7 @@ SCHEMA_VERSION = 1
 CRITERION_KEYS = (
     "id", "description", "task", "guide_section", "metric", "value", "threshold", "unit",
     "verdict", "points", "max_points", "required", "message", "hint", "details", "duration_s",
-    "gpu",
+    "gpu", "tampered",
 )
 
 
@@ -48,6 +48,7 @@ def _criterion_dict(c: CriterionResult) -> dict[str, Any]:
         "details": c.details,
         "duration_s": c.duration_s,
         "gpu": c.gpu,
+        "tampered": c.tampered,
     }
 
 
@@ -68,6 +69,8 @@ def results_dict(run: GradeRun) -> dict[str, Any]:
         "exit_code": run.exit_code,
         "grader_errors": list(run.grader_errors),
         "benchmark_json": run.benchmark_json,
+        "protections": dict(run.protections),
+        "flags": list(run.flags),
         "criteria": [_criterion_dict(c) for c in run.criteria],
     })
 
@@ -105,6 +108,7 @@ def _criterion_from(d: dict[str, Any], phase: int) -> CriterionResult:
         details=d.get("details") or {},
         duration_s=d.get("duration_s") or 0.0,
         gpu=d.get("gpu", False),
+        tampered=d.get("tampered", ""),
     )
 
 
@@ -131,4 +135,6 @@ def read_results_json(path: str | os.PathLike) -> GradeRun:
         quick=data.get("quick", False),
         grader_errors=list(data.get("grader_errors") or []),
         benchmark_json=data.get("benchmark_json"),
+        protections=dict(data.get("protections") or {}),
+        flags=list(data.get("flags") or []),
     )
