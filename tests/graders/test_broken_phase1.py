@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import csv
 import textwrap
 
 import pytest
@@ -82,6 +83,39 @@ def test_a_throughput_that_times_too_much_fails(tmp_path):
     assert g.verdicts == {"p1.throughput_agrees": "fail"}, g.stdout[-3000:]
     c = g.criterion("p1.throughput_agrees")
     assert c["value"] > 35 and "grader" in c["message"]  # about half the grader's samples/s
+
+
+# One predictor call per timed sample, as asked, but a fresh batch built inside the timed region: the batch
+# the grader's make_batch returns costs half a forward call, so this reads a third less than the truth.
+BATCH_IN_TIMED_REGION = {"throughput.py": textwrap.dedent('''
+    import time
+
+    import numpy as np
+
+    def measure_throughput(predictor, make_batch, batch_sizes, *, warmup=3, iterations=20, sync=None):
+        points = []
+        for bs in batch_sizes:
+            for _ in range(warmup):
+                predictor(make_batch(bs))
+            times = []
+            for _ in range(iterations):
+                t0 = time.perf_counter()
+                predictor(make_batch(bs))  # the batch is built inside the timed region
+                times.append((time.perf_counter() - t0) * 1e3)
+            lat = float(np.median(times))
+            points.append(ThroughputPoint(bs, bs / (lat / 1e3), lat))
+        return points
+    ''')}
+
+
+def test_a_throughput_that_builds_its_batch_in_the_timed_region_fails(tmp_path):
+    sub = make_submission(tmp_path, BATCH_IN_TIMED_REGION)
+    g = run_grade(tmp_path / "batch", "--phase", "1", "--criterion", "p1.throughput_agrees", "--quick",
+                  "--submission", str(sub))
+    assert g.verdicts == {"p1.throughput_agrees": "fail"}, g.stdout[-3000:]
+    c = g.criterion("p1.throughput_agrees")
+    assert c["value"] > 25 and c["points"] == 0, c["message"]   # 1 / 1.5 of the grader's samples/s: 33 % off
+    assert "building inputs" in c["hint"], c["hint"]
 
 
 #: A correct Task 1.2 summary written the way a learner would (not the reference's code), shared by the
@@ -230,15 +264,58 @@ def test_gradebook_grades_every_submission_in_a_folder(tmp_path):
                                 len(a), list(a))
         ''')})
     bob = make_submission(tmp_path / "b", {})
+    carol = make_submission(tmp_path / "c", {"latency.py": "def broken(:\n"})              # does not import
+    dave = make_submission(tmp_path / "d", {"__init__.py": "from phase1_basics.reference import *  # noqa\n"})
     folder.mkdir()
-    shutil.move(str(alice), folder / "alice")
-    shutil.move(str(bob), folder / "bob")
+    for name, sub in (("alice", alice), ("bob", bob), ("carol", carol), ("dave", dave)):
+        shutil.move(str(sub), folder / name)
     (folder / "notes.txt").write_text("not a submission")
     p = subprocess.run([sys.executable, "-m", "graders", "batch", "--phase", "1", "--quick", "--task", "2",
                         "--submissions", str(folder), "--out", str(tmp_path / "book")], cwd=ROOT,
                        capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.returncode == 0, p.stdout + p.stderr  # every submission could be graded, whatever it did
     rows = {r["submission"]: r for r in csv.DictReader(open(tmp_path / "book" / "gradebook.csv"))}
-    assert set(rows) == {"alice", "bob"}
-    assert float(rows["alice"]["p1.stats_exact"]) == 10 and float(rows["bob"]["points"]) == 0
+    assert set(rows) == {"alice", "bob", "carol", "dave"}
+    assert float(rows["alice"]["p1.stats_exact"]) == 10 and rows["alice"]["p1.stats_exact:verdict"] == "pass"
+    assert float(rows["bob"]["points"]) == 0 and rows["bob"]["p1.stats_exact:verdict"] == "fail"
+    assert "not implemented" in rows["bob"]["zero_because"]                  # the reason for a 0, per criterion
+    assert "SyntaxError" in rows["carol"]["errors"]                         # not an empty cell
+    assert rows["dave"]["p1.stats_exact:verdict"] == "tampered" and int(rows["dave"]["tampered"]) > 0
+    summary = (tmp_path / "book" / "summary.md").read_text()
+    first = summary.split("## Look at these first")[1].split("\n## ")[0]
+    assert "dave" in first and "reference" in first and "alice" not in first
+    assert "| `p1.stats_exact` |" in summary
     assert (tmp_path / "book" / "alice" / "report.md").is_file()
+
+
+def test_gradebook_rows_tell_a_skip_from_a_zero_and_go_on_past_a_grader_crash(tmp_path, monkeypatch):
+    from graders import gradebook, runner
+    from graders.records import CriterionResult, GradeRun
+
+    from graders.outcomes import load_outcomes
+
+    spec = {c.id: c for c in load_outcomes(1).select(task=4)}
+    crits = [CriterionResult.from_spec(s, s.thresholds_for("cpu"), verdict="skipped" if s.gpu else "fail",
+                                       message="needs an NVIDIA GPU" if s.gpu else "wrong bytes") for s in spec.values()]
+    run = GradeRun(phase=1, impl="starter", submission="x", profile="cpu", fingerprint={}, started_at="", duration_s=0,
+                   criteria=crits)
+    calls = []
+
+    def fake_grade_phase(phase, *, submission, **kw):
+        calls.append(submission.name)
+        if submission.name == "broken":
+            raise RuntimeError("the grader fell over")
+        return run
+
+    monkeypatch.setattr(runner, "grade_phase", fake_grade_phase)
+    folder = tmp_path / "class"
+    for name in ("broken", "fine"):
+        (folder / name / "phase1_basics").mkdir(parents=True)
+    book = gradebook.grade_folder(folder, 1, tmp_path / "book", task=4, log=lambda s: None)
+    assert calls == ["broken", "fine"] and not book.ok and book.ungradeable == ["broken"]
+    rows = {r["submission"]: r for r in csv.DictReader(open(book.csv))}
+    assert rows["broken"]["status"] == "ungradeable" and "fell over" in rows["broken"]["errors"]
+    gpu = next(i for i, s in spec.items() if s.gpu)
+    assert rows["fine"][gpu] == "" and rows["fine"][f"{gpu}:verdict"] == "skipped"     # not a 0 like a fail
+    assert "wrong bytes" in rows["fine"]["zero_because"]
+    assert "broken" in book.summary.read_text().split("## Look at these first")[1]
