@@ -21,6 +21,7 @@
 ## instructor: make stability PHASE=1 TIMES=5 | grade the reference 5 times: are the verdicts steady?
 ## instructor: make stability PHASE=1 NEIGHBOUR=1 | the same with a busy CPU-bound neighbour on the same cores
 ## instructor: make release DEST=path | write the learner copy, without reference solutions
+## instructor: make gradescope PHASE=1 DEST=x.zip | a Gradescope autograder zip without reference solutions (PART= for one part)
 ## instructor: make starters / make outcomes | regenerate every starter/ and every thresholds table
 
 PYTHON ?= python3
@@ -52,7 +53,7 @@ TIMES      ?= 5
 SUBMISSIONS ?=
 
 .PHONY: setup grade gradebook stability test test-fast test-task lint starters outcomes data models release \
-	fingerprint clean help
+	gradescope fingerprint clean help
 
 # The learner copy (written by `make release`) has no reference/ folder: its help lists learner commands only.
 LEARNER_COPY := $(if $(wildcard phase*/reference phase*/*/reference),,1)
@@ -126,6 +127,10 @@ outcomes: $(STAMP)
 release: $(STAMP)
 	@test -n "$(DEST)" || { echo "usage: make release DEST=path/to/learner-copy"; exit 2; }
 	$(PY) -m graders release --dest $(DEST)
+
+# A zip to upload as a Gradescope autograder (graders/autograder.py; default dist/gradescope-phaseN[-PART].zip).
+gradescope: $(STAMP)
+	$(PY) -m graders gradescope --phase $(PHASE) $(if $(PART),--part $(PART)) $(if $(DEST),--dest $(DEST))
 
 fingerprint: $(STAMP)
 	$(PY) -m graders fingerprint

@@ -3,6 +3,7 @@
     python -m graders grade --phase 2 [--part quantization] [--task N] [--impl starter|reference]
                             [--submission DIR] [--profile cpu|cpu-vnni|cuda] [--quick] [--out DIR]
     python -m graders release --dest DIR
+    python -m graders gradescope --phase 1 [--part P] [--dest FILE.zip]   a Gradescope autograder zip (no reference)
     python -m graders batch --phase 1 [--part P] --submissions DIR [--out DIR] [--quick]
     python -m graders stability --phase 1 [--part P] [--times 5] [--impl reference] [--quick] [--neighbour N]
     python -m graders starters [--check]     write (or check) every starter/ from its reference/
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -69,6 +71,20 @@ def _check_selection(args) -> None:
                 raise CourseError(f"{cid} belongs to task {args.phase}.{spec.task}, not {args.phase}.{args.task}")
 
 
+def _check_child_user(user: str | None) -> None:
+    """``--child-user`` needs root (to switch user) and a user that exists; else a CourseError (exit 2, one line)."""
+    if not user:
+        return
+    import pwd
+
+    if os.geteuid() != 0:
+        raise CourseError(f"--child-user {user} needs the grader to run as root (it runs as uid {os.geteuid()})")
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        raise CourseError(f"--child-user: no user named {user!r} on this machine") from None
+
+
 def _missing_reference(args) -> str | None:
     """Why ``--impl reference`` cannot run here (the copy has no reference solution), or None.
 
@@ -100,6 +116,7 @@ def _grade(args) -> int:
     from .runner import grade_phase
 
     _check_selection(args)
+    _check_child_user(args.child_user)
     if (why := _missing_reference(args)) is not None:
         print(f"error: {why}", file=sys.stderr)
         return 2
@@ -112,7 +129,7 @@ def _grade(args) -> int:
     run = grade_phase(args.phase, part=args.part, impl=args.impl,
                       submission=Path(args.submission) if args.submission else None,
                       profile=args.profile, quick=args.quick, task=args.task,
-                      criteria=tuple(args.criterion), out=out,
+                      criteria=tuple(args.criterion), out=out, child_user=args.child_user,
                       log=lambda s: print(s, flush=True))
     history = history_file(out)
     entry = history_entry(run, out)
@@ -185,7 +202,11 @@ def _batch(args) -> int:
         f"phase{args.phase}" + (f"-{args.part}" if args.part else ""))
     book = grade_folder(Path(args.submissions), args.phase, out, part=args.part, quick=args.quick, task=args.task,
                         profile=args.profile)
-    print(f"Gradebook: {book} (reports per submission beside it)")
+    print(f"Gradebook: {book.csv}, summary: {book.summary} (reports per submission beside them)")
+    if not book.ok:
+        print(f"could not grade {len(book.ungradeable)} submission(s): {', '.join(book.ungradeable)} "
+              f"(see their folders under {out})", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -195,6 +216,16 @@ def _release(args) -> int:
     files = write_release(Path(args.dest))
     print(f"Wrote the learner copy ({len(files)} files) to {Path(args.dest).resolve()}; "
           f"no reference solution in it.")
+    return 0
+
+
+def _gradescope(args) -> int:
+    from .autograder import write_bundle
+
+    _check_selection(args)
+    dest = write_bundle(args.phase, Path(args.dest) if args.dest else None, part=args.part)
+    print(f"Wrote the Gradescope autograder for {_scope(args)} to {dest.resolve()}; no reference solution in it.\n"
+          "Upload it in Gradescope (Programming Assignment > Configure Autograder); see graders/README.md, 'Gradescope'.")
     return 0
 
 
@@ -232,8 +263,15 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--criterion", action="append", default=[], metavar="ID",
                    help="grade only this criterion (repeatable), e.g. p3.batching.speedup")
     g.add_argument("--out", default=None, help="where reports go (default grades/phaseN-IMPL-...)")
+    g.add_argument("--child-user", default=None, metavar="NAME",
+                   help="run the grading process as this unprivileged user (the grader must run as root), "
+                        "e.g. in a Gradescope container")
     r = sub.add_parser("release", help="write the learner copy (no reference solutions)")
     r.add_argument("--dest", required=True)
+    gs = sub.add_parser("gradescope", help="write a Gradescope autograder zip for one phase (no reference solutions)")
+    gs.add_argument("--phase", type=int, required=True, choices=phases)
+    gs.add_argument("--part", default=None, help="only this part of the phase (default: every part)")
+    gs.add_argument("--dest", default=None, help="the zip to write (default dist/gradescope-phaseN[-PART].zip)")
     b = sub.add_parser("batch", help="grade every submission in a folder into a gradebook")
     b.add_argument("--phase", type=int, required=True, choices=phases)
     b.add_argument("--part", default=None)
@@ -264,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
             return _grade(args)
         if args.cmd == "release":
             return _release(args)
+        if args.cmd == "gradescope":
+            return _gradescope(args)
         if args.cmd == "batch":
             return _batch(args)
         if args.cmd == "stability":
