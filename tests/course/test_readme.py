@@ -60,7 +60,7 @@ def test_every_repo_path_the_readme_names_exists():
     """Paths of two components or more in backticks or code blocks (``plots/``, ``starter/`` are relative to
     a report or a part; templates like ``<part>`` and generated folders aside); a path the
     release leaves out (``reference/``, ``tests/graders/``) may be missing in the learner copy."""
-    generated = ("grades/", "gradebook/", ".venv", "~")
+    generated = ("grades/", "gradebook/", "dist/", ".venv", "~")
     paths = {tok.rstrip(".,;:)") for s in _code(README) for tok in s.split()}
     paths = {p for p in paths if re.fullmatch(r"[\w.-]+(/[\w.-]+)+/?", p) and not p.startswith(generated)}
     assert {"phase1_basics/starter/", "tests/phase1", "graders/course.toml"} <= paths
