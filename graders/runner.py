@@ -356,8 +356,12 @@ def _grade_part(part: Part, wanted: dict, run: GradeRun, *, impl: str, root: Pat
                 results[current] = tampered_result(spec, spec.thresholds_for(run.profile), child.broken,
                                                    duration_s=time.time() - t_start)
                 log(f"  {current}: TAMPERED ({child.broken})")
-            elif not current:
-                run.flags.append({"severity": "tampered", "what": child.broken, "where": "", "criterion": ""})
+            else:  # between criteria (a background thread): nothing after it can be trusted, the rest fail
+                for cid in [c for c in wanted if c not in results]:
+                    spec = wanted[cid]
+                    results[cid] = tampered_result(spec, spec.thresholds_for(run.profile),
+                                                   f"between criteria: {child.broken}")
+                log(f"  TAMPERED between criteria ({child.broken}); the criteria left fail")
             continue
         if killed is None and child.proc.returncode not in (0, 1):
             # The child ended on its own without finishing a criterion it had started, or never ran.

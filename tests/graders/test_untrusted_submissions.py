@@ -7,6 +7,9 @@ same code without a trick, passes with no ``tampered`` flag.
 from __future__ import annotations
 
 import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -86,13 +89,26 @@ def _submission(tmp_path, code: str = "", in_call: str = ""):
     return sub
 
 
-def _grade(tmp_path, sub):
-    return run_grade(tmp_path / "out", "--phase", "1", "--criterion", CID, "--quick", "--submission", str(sub),
-                     timeout=300)
+def _grade(out, sub):
+    return run_grade(out, "--phase", "1", "--criterion", CID, "--quick", "--submission", str(sub), timeout=300)
 
 
-def test_the_honest_control_passes_unflagged(tmp_path):
-    g = _grade(tmp_path, _submission(tmp_path))
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Every submission of this file, graded two at a time (each grade is mostly a child's start-up)."""
+    root = tmp_path_factory.mktemp("untrusted")
+    cases = {"honest": ("", "")} | {t: (TRICKS.get(t, ""), IN_CALL.get(t, "")) for t in [*TRICKS, *IN_CALL]}
+    subs = {}
+    for i, (name, (code, in_call)) in enumerate(cases.items()):
+        (root / str(i)).mkdir()
+        subs[name] = (root / str(i), _submission(root / str(i), code, in_call))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(_grade, where / "out", sub) for name, (where, sub) in subs.items()}
+        return {name: f.result() for name, f in futures.items()}
+
+
+def test_the_honest_control_passes_unflagged(graded):
+    g = graded["honest"]
     c = g.criterion(CID)
     assert c["verdict"] == "pass" and not c["tampered"], g.stdout[-2000:]
     assert not [f for f in g.results["flags"] if f["severity"] == "tampered"]
@@ -101,9 +117,8 @@ def test_the_honest_control_passes_unflagged(tmp_path):
 
 
 @pytest.mark.parametrize("trick", sorted(TRICKS) + sorted(IN_CALL))
-def test_a_dishonest_submission_gets_no_credit_and_is_flagged(trick, tmp_path):
-    sub = _submission(tmp_path, TRICKS.get(trick, ""), IN_CALL.get(trick, ""))
-    g = _grade(tmp_path, sub)
+def test_a_dishonest_submission_gets_no_credit_and_is_flagged(trick, graded):
+    g = graded[trick]
     c = g.criterion(CID)
     assert c["verdict"] == "fail" and c["points"] == 0, f"{trick}: {c['verdict']}: {c['message']}\n{g.stdout[-2000:]}"
     if trick == "skips its own criterion":  # the learner cannot skip: a plain fail that says why
@@ -111,6 +126,7 @@ def test_a_dishonest_submission_gets_no_credit_and_is_flagged(trick, tmp_path):
         return
     assert c["tampered"], c["message"]
     assert "TAMPERED" in c["message"] and "TAMPERED" in g.stdout
-    assert any(f["severity"] == "tampered" for f in g.results["flags"]) or "event" in c["tampered"]
+    assert any(f["severity"] == "tampered" for f in g.results["flags"])
     assert g.code == 1
-    assert not list(tmp_path.parent.glob("inference-lab-tamper-probe.txt"))
+    if trick == "writes outside its folder":  # refused, not only reported
+        assert not (Path(tempfile.gettempdir()) / "inference-lab-tamper-probe.txt").exists()
