@@ -28,6 +28,11 @@ GLOSSARY: dict[str, str] = {
     "machine_noise": "How noisy the machine was while this criterion measured: IQR / median of the grader's "
                      "own timings in the same windows (0.1 = 10 %; above 0.1 a timing verdict may be inconclusive).",
     "traceback": "The last frames of the grader's own error (a grader bug, not your code).",
+    "grader_workload_ms.before_your_import": "Milliseconds of the grader's own fixed workload (a small CNN, one "
+                                             "thread), timed before your package was imported (graders/tamper/"
+                                             "baseline.py).",
+    "grader_workload_ms.after": "The same workload timed again after this criterion; more than 2x the figure before "
+                                "your import is flagged (something slowed the grader's side, or the machine got busy).",
     "samples_unit": "The unit of the raw samples drawn in this criterion's plot.",
     "sample_marks": "Reference lines drawn in this criterion's plot (the bound, the pass and full-marks "
                     "limits), in the samples' unit.",
