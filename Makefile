@@ -90,7 +90,7 @@ gradebook: $(STAMP)
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make gradebook PHASE=1 SUBMISSIONS=path/to/folder"; exit 2; }
 	$(PY) -m graders batch --phase $(PHASE) $(if $(PART),--part $(PART)) --submissions $(SUBMISSIONS) \
 		$(if $(OUT),--out $(OUT)) \
-		$(if $(filter 1 yes true,$(QUICK)),--quick) $(if $(TASK),--task $(TASK))
+		$(if $(filter 1 yes true,$(QUICK)),--quick) $(if $(TASK),--task $(TASK)) $(foreach c,$(CRITERION),--criterion $(c))
 
 stability: $(STAMP)
 	$(PY) -m graders stability --phase $(PHASE) $(if $(PART),--part $(PART)) --impl $(if $(filter command line environment,$(origin IMPL)),$(IMPL),reference) --times $(TIMES) \

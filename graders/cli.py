@@ -201,7 +201,7 @@ def _batch(args) -> int:
     out = Path(args.out) if args.out else REPO_ROOT / "gradebook" / (
         f"phase{args.phase}" + (f"-{args.part}" if args.part else ""))
     book = grade_folder(Path(args.submissions), args.phase, out, part=args.part, quick=args.quick, task=args.task,
-                        profile=args.profile)
+                        profile=args.profile, criteria=tuple(args.criterion))
     print(f"Gradebook: {book.csv}, summary: {book.summary} (reports per submission beside them)")
     if not book.ok:
         print(f"could not grade {len(book.ungradeable)} submission(s): {', '.join(book.ungradeable)} "
@@ -279,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--out", default=None, help="default gradebook/phaseN/")
     b.add_argument("--quick", action="store_true")
     b.add_argument("--task", type=int, default=None)
+    b.add_argument("--criterion", action="append", default=[], metavar="ID", help="only this criterion (repeatable)")
     b.add_argument("--profile", default=None, choices=PROFILES)
     st = sub.add_parser("stability", help="grade N times in a row and compare the verdicts")
     st.add_argument("--neighbour", type=int, default=0, metavar="N",

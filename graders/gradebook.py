@@ -1,6 +1,6 @@
 """Grade a folder of submissions into a gradebook (one CSV row per submission) and a one-page summary.
 
-    python -m graders batch --phase 1 [--part P] --submissions DIR [--out DIR] [--quick] [--task N]
+    python -m graders batch --phase 1 [--part P] --submissions DIR [--out DIR] [--quick] [--task N] [--criterion ID]
 
 Every sub-folder of DIR that holds the phase's folder (for example ``alice/phase1_basics/``) is graded as
 ``--submission``; reports go to ``OUT/<name>/``. Whatever a submission does (it does not import, it hangs,
@@ -136,15 +136,17 @@ def _summary(phase: int, runs: dict[str, GradeRun | None], crashes: dict[str, st
 
 
 def grade_folder(folder: Path, phase: int, out: Path, *, part: str | None = None, quick: bool = False,
-                 task: int | None = None, profile: str | None = None, log=print) -> Gradebook:
-    """Grade every submission in ``folder`` into ``out`` (gradebook.csv, summary.md, one report folder each)."""
+                 task: int | None = None, profile: str | None = None, criteria: tuple[str, ...] = (),
+                 log=print) -> Gradebook:
+    """Grade every submission in ``folder`` into ``out`` (gradebook.csv, summary.md, one report folder each);
+    ``criteria``: only these criterion ids (as ``grade --criterion``)."""
     from .reporting import write_all
     from .runner import grade_phase
 
     subs = find_submissions(folder, phase)
     if not subs:
         raise FileNotFoundError(f"no sub-folder of {folder} holds {course_phase(phase).folder}/")
-    ids = [c.id for c in load_outcomes(phase).select(part=part, task=task)]
+    ids = [c.id for c in load_outcomes(phase).select(part=part, task=task) if not criteria or c.id in criteria]
     out.mkdir(parents=True, exist_ok=True)
     book = out / "gradebook.csv"
     runs: dict[str, GradeRun | None] = {}
@@ -159,7 +161,7 @@ def grade_folder(folder: Path, phase: int, out: Path, *, part: str | None = None
             run: GradeRun | None = None
             try:
                 run = grade_phase(phase, part=part, submission=sub, quick=quick, task=task, profile=profile,
-                                  out=out / sub.name, log=lambda s: None)
+                                  criteria=tuple(criteria), out=out / sub.name, log=lambda s: None)
                 write_all(run, out / sub.name)
             except Exception as e:  # noqa: BLE001 - one submission breaking the grader must not stop the class
                 crashes[sub.name] = f"{type(e).__name__}: {e}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import nullcontext
 
 import pytest
 from gradelib import run_grade
@@ -53,14 +54,22 @@ def _assert_glossary(g):
     assert not gaps, f"figures with no glossary entry (add them to graders/reporting/glossary.py): {gaps}"
 
 
+#: Parts graded here beside a busy neighbour: those whose verdicts compare the learner's own clock with the
+#: grader's (phase 1) or rest on concurrency (phase 3 batching). Phase 2's paired ratios slow both sides
+#: alike; their grades under load take 4 minutes here and are proven by ``make stability PHASE=2
+#: NEIGHBOUR=1`` (phase2_optimization/CALIBRATION.md), so this suite grades them on a quiet machine.
+UNDER_LOAD = {"1", "3.batching"}
+
+
 @pytest.mark.parametrize("part", part_cases(GRADED))
-def test_reference_passes_beside_a_busy_neighbour(part, tmp_path):
-    """The reference, graded while a CPU-bound process competes for the same cores (a laptop with a
-    browser open): 0 fails, at most ``MAX_INCONCLUSIVE_UNDER_LOAD`` undecided timed criteria. The
-    quiet-machine counterpart, 5 or 10 grades in a row, is ``make stability``."""
+def test_the_reference_passes(part, tmp_path):
+    """The reference passes its own criteria; for the parts in ``UNDER_LOAD`` it is graded while a CPU-bound
+    process competes for the same cores (a laptop with a browser open): 0 fails, at most
+    ``MAX_INCONCLUSIVE_UNDER_LOAD`` undecided timed criteria. Repeated grades, quiet and loaded, are
+    ``make stability``."""
     if not has_reference(part):
         pytest.skip("no reference solution in this copy (learner release)")
-    with busy_neighbour(1, max_s=900):
+    with busy_neighbour(1, max_s=900) if part.key in UNDER_LOAD else nullcontext():
         g = _checked(run_grade(tmp_path / "ref", *_args(part), "--impl", "reference"))
     assert set(g.verdicts) == {c.id for c in load_outcomes(part.phase).select(part=part.name)}
     for cid, verdict in g.verdicts.items():

@@ -271,7 +271,8 @@ def test_gradebook_grades_every_submission_in_a_folder(tmp_path):
         shutil.move(str(sub), folder / name)
     (folder / "notes.txt").write_text("not a submission")
     p = subprocess.run([sys.executable, "-m", "graders", "batch", "--phase", "1", "--quick", "--task", "2",
-                        "--submissions", str(folder), "--out", str(tmp_path / "book")], cwd=ROOT,
+                        "--criterion", "p1.stats_exact", "--submissions", str(folder), "--out", str(tmp_path / "book")],
+                       cwd=ROOT,
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout + p.stderr  # every submission could be graded, whatever it did
     rows = {r["submission"]: r for r in csv.DictReader(open(tmp_path / "book" / "gradebook.csv"))}
@@ -284,7 +285,7 @@ def test_gradebook_grades_every_submission_in_a_folder(tmp_path):
     summary = (tmp_path / "book" / "summary.md").read_text()
     first = summary.split("## Look at these first")[1].split("\n## ")[0]
     assert "dave" in first and "reference" in first and "alice" not in first
-    assert "| `p1.stats_exact` |" in summary
+    assert "| `p1.stats_exact` |" in summary and "p1.known_latency" not in summary  # only the criterion asked for
     assert (tmp_path / "book" / "alice" / "report.md").is_file()
 
 
