@@ -29,14 +29,13 @@ def implausible(spec: CriterionSpec, thresholds: Thresholds | None, end: End, *,
     """Why the runner cannot believe ``end`` whatever it says ("" when it can).
 
     A GPU criterion can only be skipped on a machine whose session reported no CUDA, and a criterion with no
-    threshold for the profile can only be skipped; a measured value must be a finite number.
+    threshold for the profile can only be skipped (or break). A missing or NaN value is not implausible: it is
+    judged "no valid measurement".
     """
     if spec.gpu and not cuda and end.outcome != "skipped":
         return "a GPU criterion reported a result on a machine without a GPU"
     if thresholds is None and end.outcome not in ("skipped", "error"):
         return "a criterion with no threshold for this profile reported a result"
-    if end.outcome == "recorded" and (end.value is None or end.value != end.value):
-        return ""  # judged as "no valid measurement"
     return ""
 
 

@@ -35,7 +35,7 @@ from .course import REPO_ROOT, markers, phase as course_phase
 from .decide import GPU_SKIP, NO_THRESHOLD_SKIP
 from .outcomes import CriterionSpec, Thresholds, load_outcomes
 from .profiles import PROFILES, detect_profile, fingerprint
-from .submission import Learner, LearnerError, SubmissionError, load_impl
+from .submission import Learner, LearnerError, SubmissionError, learner_dirs, load_impl, reference_dirs
 from .tamper import AuditGuard, Snapshot
 from .tamper.baseline import SLOWDOWN_FLAG, workload_ms
 from .verdicts import NOISE_LIMIT
@@ -181,15 +181,11 @@ class _State:
         self.workload_ms = workload_ms()
         self.snapshot = Snapshot.take()
         self.guards.append(f"integrity checks ({len(self.snapshot)} grader and library entry points)")
-        folder = self.part.folder
-        learner_dirs = [self.root / folder.split("/")[0]] if self.root.resolve() != REPO_ROOT.resolve() \
-            else [self.root / folder / self.impl]
-        refs = [] if self.impl == "reference" else sorted(
-            {*REPO_ROOT.glob("phase*/reference"), *REPO_ROOT.glob("phase*/*/reference"),
-             *self.root.glob("phase*/reference"), *self.root.glob("phase*/*/reference")})
+        code = learner_dirs(self.root, self.part.folder, self.impl, REPO_ROOT)
+        refs = reference_dirs(self.root, self.impl, REPO_ROOT)
         writable = [self.tmp] + ([self.root] if self.root.resolve() != REPO_ROOT.resolve() else [])
         writable += [Path(os.environ[v]) for v in ("MPLCONFIGDIR",) if os.environ.get(v)]
-        AuditGuard(learner_dirs=learner_dirs, writable=writable, reference_dirs=refs, report=self.flag).install()
+        AuditGuard(learner_dirs=code, writable=writable, reference_dirs=refs, report=self.flag).install()
         self.guards.append("audit hook (reference, writes, network, memory digging)")
 
 

@@ -116,10 +116,6 @@ class GradeRun:
     flags: list[dict[str, str]] = field(default_factory=list)
 
     @property
-    def tampered(self) -> bool:
-        return any(c.tampered for c in self.criteria) or any(f.get("severity") == "tampered" for f in self.flags)
-
-    @property
     def points(self) -> float:
         return round(sum(c.points for c in self.criteria), 2)
 

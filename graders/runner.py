@@ -41,6 +41,7 @@ from .outcomes import OutcomesError, load_outcomes
 from .profiles import fingerprint as machine_fingerprint
 from .records import CriterionResult, GradeRun
 from .sandbox import sandbox_for, shared_cache
+from .submission import learner_dirs, reference_dirs
 from .tamper import scan_submission
 from .tamper.baseline import SLOWDOWN_FLAG
 
@@ -160,23 +161,6 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _reference_dirs(root: Path, impl: str) -> list[Path]:
-    """Every ``reference/`` package a submission must not see (none when the reference is graded)."""
-    if impl == "reference":
-        return []
-    found = set()
-    for base in {REPO_ROOT.resolve(), root.resolve()}:
-        found |= {d for pat in ("phase*/reference", "phase*/*/reference") for d in base.glob(pat) if d.is_dir()}
-    return sorted(found)
-
-
-def _learner_dirs(root: Path, part: Part, impl: str) -> list[Path]:
-    """What the static scan reads: the submission's phase folder, or the graded package of this copy."""
-    if root.resolve() != REPO_ROOT.resolve():
-        return [root / part.folder.split("/")[0]]
-    return [REPO_ROOT / part.folder / impl]
-
-
 class _Child:
     """One grading child's signed event stream, checked as it arrives (see ``graders.channel``)."""
 
@@ -197,6 +181,7 @@ class _Child:
         self.import_tampered = ""
         self.workload_ms: float | None = None
         self.broken = ""  # why the stream itself can no longer be trusted (the child is then stopped)
+        self.proc: subprocess.Popen | None = None
 
     def feed(self, data: bytes) -> None:
         self.buf += data
@@ -306,7 +291,7 @@ def _grade_part(part: Part, wanted: dict, run: GradeRun, *, impl: str, root: Pat
     results: dict[str, CriterionResult] = {}
     import_failed = ""
     tests_dir = REPO_ROOT / part.grader_dir
-    for finding in scan_submission(_learner_dirs(root, part, impl), relative_to=root):
+    for finding in scan_submission(learner_dirs(root, part.folder, impl, REPO_ROOT), relative_to=root):
         if finding.to_dict() not in run.flags:
             run.flags.append(finding.to_dict())
     for attempt in range(len(wanted) + 2):
@@ -318,7 +303,7 @@ def _grade_part(part: Part, wanted: dict, run: GradeRun, *, impl: str, root: Pat
             if child_user:
                 _give_to(tmp, child_user)
                 _give_to(shared_cache() / "matplotlib", child_user)
-            box = sandbox_for(readonly=[REPO_ROOT], hide=_reference_dirs(root, impl), tmp=tmp,
+            box = sandbox_for(readonly=[REPO_ROOT], hide=reference_dirs(root, impl, REPO_ROOT), tmp=tmp,
                               base_env=_child_env(), user=child_user, writable=_data_cache())
             for k, v in box.protections.items():
                 run.protections.setdefault(k, v)
@@ -474,8 +459,6 @@ def _watch(proc, ev_r: int, child: _Child):
                 if not data:
                     break
                 child.feed(data)
-            if child.broken or child.import_tampered:
-                return None
             return None
         current = child.current
         if child.deadline is not None and time.time() > child.deadline:

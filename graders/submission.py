@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-__all__ = ["SubmissionError", "LearnerError", "Learner", "load_impl"]
+__all__ = ["SubmissionError", "LearnerError", "Learner", "load_impl", "learner_dirs", "reference_dirs"]
 
 
 class SubmissionError(Exception):
@@ -29,6 +29,25 @@ class LearnerError(SubmissionError):
     def __init__(self, message: str, *, not_implemented: bool = False):
         super().__init__(message)
         self.not_implemented = not_implemented
+
+
+def learner_dirs(root: Path, folder: str, impl: str, repo_root: Path) -> list[Path]:
+    """The folders holding the learner's code: a submission's whole phase folder, or, when this copy
+    (``repo_root``) is graded, only the graded package ``<folder>/<impl>`` (its reference/ is the grader's)."""
+    if Path(root).resolve() != Path(repo_root).resolve():
+        return [Path(root) / folder.split("/")[0]]
+    return [Path(repo_root) / folder / impl]
+
+
+def reference_dirs(root: Path, impl: str, repo_root: Path) -> list[Path]:
+    """Every ``reference/`` package, in this copy and in the submission, that nobody may see while a submission
+    is graded; none when the reference itself is graded."""
+    if impl == "reference":
+        return []
+    found = set()
+    for base in {Path(repo_root).resolve(), Path(root).resolve()}:
+        found |= {d for pat in ("phase*/reference", "phase*/*/reference") for d in base.glob(pat) if d.is_dir()}
+    return sorted(found)
 
 
 def load_impl(folder: str, impl: str, root: Path) -> ModuleType:
