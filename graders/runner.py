@@ -291,7 +291,8 @@ def _grade_part(part: Part, wanted: dict, run: GradeRun, *, impl: str, root: Pat
     results: dict[str, CriterionResult] = {}
     import_failed = ""
     tests_dir = REPO_ROOT / part.grader_dir
-    for finding in scan_submission(learner_dirs(root, part.folder, impl, REPO_ROOT), relative_to=root):
+    for finding in scan_submission(learner_dirs(root, part.folder, impl, REPO_ROOT), relative_to=root,
+                                   course_root=REPO_ROOT):
         if finding.to_dict() not in run.flags:
             run.flags.append(finding.to_dict())
     for attempt in range(len(wanted) + 2):

@@ -110,17 +110,31 @@ def scan_source(text: str, filename: str) -> list[Finding]:
     return found
 
 
-def scan_submission(folders: list[Path], *, relative_to: Path | None = None, limit: int = 50) -> list[Finding]:
-    """Scan every ``.py`` file under ``folders`` (``reference/`` and ``__pycache__`` skipped); at most ``limit``."""
+def scan_submission(folders: list[Path], *, relative_to: Path | None = None, course_root: Path | None = None,
+                    limit: int = 50) -> list[Finding]:
+    """Scan every ``.py`` file under ``folders`` (``reference/`` and ``__pycache__`` skipped); at most ``limit``.
+
+    With ``course_root`` (the grader's own copy of the course) and ``relative_to`` (the submission's root), a
+    file identical to the course's own at the same path (a helper written in full, such as a part's
+    ``workers.py``) is the course's code, not the learner's, and is not scanned.
+    """
     found: list[Finding] = []
     for folder in folders:
         for f in sorted(Path(folder).rglob("*.py")):
             if "reference" in f.parts or "__pycache__" in f.parts:
                 continue
             try:
-                text = f.read_text(encoding="utf-8", errors="replace")
+                data = f.read_bytes()
             except OSError:
                 continue
+            if course_root is not None and relative_to is not None and f.is_relative_to(relative_to):
+                ours = Path(course_root) / f.relative_to(relative_to)
+                try:
+                    if ours.resolve() != f.resolve() and ours.is_file() and ours.read_bytes() == data:
+                        continue
+                except OSError:
+                    pass
+            text = data.decode("utf-8", errors="replace")
             name = str(f.relative_to(relative_to)) if relative_to and f.is_relative_to(relative_to) else str(f)
             found += scan_source(text, name)
             if len(found) >= limit:

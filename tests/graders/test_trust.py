@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 import sys
 import types
 
@@ -133,7 +134,19 @@ def test_the_scan_is_quiet_on_the_shipped_starters_and_references(tmp_path):
         for ref in list(copy.rglob("reference")):  # the reference's code, graded as a learner's
             shutil.copytree(ref, ref.parent / "starter", dirs_exist_ok=True)
             shutil.rmtree(ref)
-    assert scan_submission(sorted(tmp_path.iterdir())) == []
+    assert scan_submission(sorted(tmp_path.iterdir()), relative_to=tmp_path, course_root=ROOT) == []
+
+
+def test_the_course_s_own_helper_files_are_not_scanned_unless_changed(tmp_path):
+    """``workers.py`` pins worker processes to cores (os.sched_setaffinity): the course's code, not a flag, until
+    the learner edits it."""
+    rel = Path("phase3_advanced/gpu/workers.py")
+    (tmp_path / rel.parent).mkdir(parents=True)
+    (tmp_path / rel).write_bytes((ROOT / rel).read_bytes())
+    assert scan_submission([tmp_path / "phase3_advanced"], relative_to=tmp_path, course_root=ROOT) == []
+    (tmp_path / rel).write_text((ROOT / rel).read_text() + "\n# edited\n")
+    found = scan_submission([tmp_path / "phase3_advanced"], relative_to=tmp_path, course_root=ROOT)
+    assert any("CPU affinity" in f.what and "workers.py" in f.where for f in found), found
 
 
 def _watched(spec, tmp_path):
