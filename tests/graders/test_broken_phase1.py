@@ -216,12 +216,13 @@ LEARNER_STYLE = {
 
 
 def test_a_correct_learner_implementation_never_fails_beside_a_busy_neighbour(tmp_path):
-    """Graded task by task, twice, while a CPU-bound process competes for the cores: never a fail; a
-    verdict the noise leaves undecided is inconclusive (at most one per grade), with the machine named."""
+    """Graded task by task while a CPU-bound process competes for the cores: never a fail; a verdict the noise
+    leaves undecided is inconclusive (at most one per grade), with the machine named. (Repeated grades under
+    load: ``make stability PHASE=1 NEIGHBOUR=1``.)"""
     sub = make_submission(tmp_path, LEARNER_STYLE)
     with busy_neighbour(1, max_s=600):
-        grades = [run_grade(tmp_path / f"t{task}-{i}", "--phase", "1", "--quick", "--task", str(task),
-                            "--submission", str(sub)) for i in range(2) for task in (2, 3)]
+        grades = [run_grade(tmp_path / f"t{task}", "--phase", "1", "--quick", "--task", str(task),
+                            "--submission", str(sub)) for task in (2, 3)]
     for g in grades:
         assert "Traceback" not in g.stdout and not g.results["grader_errors"], g.stdout[-3000:]
         assert "fail" not in g.verdicts.values(), [(c["id"], c["message"]) for c in g.results["criteria"]]
