@@ -280,6 +280,102 @@ GLOSSARY: dict[str, str] = {
     "arrivals": "Requests that arrived at the grader's server.",
     "server_max_in_flight": "Most requests in flight at the grader's server at one moment.",
     "errors_pct": "Relative error of each figure your load generator reported against the grader's, %.",
+    # -- phase 3: gpu part, the router (graders/phase3/gpu/test_router.py) --
+    "devices": "How many devices (worker processes, or GPUs) your router served on.",
+    "rows_per_device": "Rows each worker process computed, from the grader's own record in shared memory (not your "
+                       "stats()).",
+    "batches_per_device": "Model calls each worker process made, from the grader's own record.",
+    "throughput_per_s": "Requests answered per second over the whole load, as the grader's clients saw it.",
+    "killed_after_rows": "Rows computed (all workers) when the grader killed one worker with SIGKILL.",
+    "after_kill_failed": "Of 32 new requests sent after the kill, how many failed.",
+    "warmup_throughput_per_s": "Requests per second during the warm-up before the kill.",
+    "survivor_rows": "Rows computed by the workers the grader did not kill.",
+    "share_pct_rounds": "Per round: your router's scaling efficiency as a share of the machine's own, %.",
+    "router_efficiency_pct_rounds": "Per round: throughput of your router on N devices / (N x on one), %.",
+    "machine_efficiency_pct_rounds": "Per round: the same for the grader's own N processes running the model with "
+                                     "no router (what the machine allows at that moment), %.",
+    "throughput_1_device_per_s": "Per round: your router's throughput on one device, requests/s.",
+    "throughput_all_devices_per_s": "Per round: your router's throughput on every device, requests/s.",
+    # -- phase 3: gpu part, CUDA graphs and streams (graders/phase3/gpu/test_graphs.py, test_streams.py) --
+    "p50_ratio": "Eager p50 latency over your graphed p50 (each side's median of the same paired calls), x.",
+    "models": "The models run together, in order.",
+    "wrong_models": "Models whose output was wrong on either call (missing, mis-shaped or off by more than the tolerance).",
+    "streams_seen": "Distinct CUDA streams the grader's spies saw the models' forwards run on (yours plus the sequential one).",
+    "your_concurrent_ms": "Time of one round with each model on its own stream, as your report gave it, ms.",
+    "your_sequential_ms": "Time of one round with the models one after another on one stream, as your report gave it, ms.",
+    "your_speedup": "Your report's sequential_ms / concurrent_ms, x.",
+    "your_streams": "How many streams your report says the concurrent rounds used.",
+    "grader_sequential_ms": "One sequential round of the same models and inputs, timed by the grader itself, ms.",
+    "grader_call_ms": "Wall time of one run_on_streams(repeats=grader_repeats, warmup=0) call, by the grader's clock, ms.",
+    "grader_repeats": "Rounds of each kind in each call the grader timed.",
+    "grader_concurrent_ms": "The concurrent round's share of your call as the grader derives it: call / repeats - "
+                            "sequential round, ms.",
+    "grader_speedup": "grader_sequential_ms / grader_concurrent_ms, x.",
+    # -- phase 3: gpu part, memory (graders/phase3/gpu/test_memory.py, memory_probe.py) --
+    "your_fixed_bytes": "The intercept of your fitted memory line (MemoryModel.fixed_bytes): peak bytes that do not "
+                        "depend on the batch, bytes.",
+    "your_bytes_per_sample": "The slope of your fitted memory line (MemoryModel.bytes_per_sample), bytes per sample.",
+    "your_measured_bytes": "The forward peaks your fit_memory_model measured, per batch size, bytes.",
+    "grader_measured_bytes": "The forward peaks the grader measured itself at the same batch sizes (its own probe, "
+                             "memory_probe.py), bytes.",
+    "checked_batches": "Per batch size the grader checked: your line's predicted peak, the peak the grader measured, "
+                       "and the error, bytes and %.",
+    "prediction_error_pct": "The largest |predicted - measured| / measured over the batch sizes the grader checked, %.",
+    "budget_bytes": "The memory budget the grader set for one forward's peak, bytes.",
+    "true_largest_batch": "The largest batch whose peak fits the budget, found by the grader's own search and "
+                          "measurements.",
+    "your_largest_batch": "The batch your largest_batch_under_budget answered for the grader's budget.",
+    "hidden_limit": "The largest chunk (rows) the grader's fault-injecting model accepts before raising "
+                    "torch.OutOfMemoryError.",
+    "runner_rows": "Rows in the batch the grader sent through your OomSafeRunner.",
+    "oom_errors_raised": "How many times the grader's model raised torch.OutOfMemoryError during that call.",
+    "your_oom_events": "The out-of-memory count your OomSafeRunner reported (oom_events).",
+    "your_max_batch_after": "Your OomSafeRunner's max_batch after the call, rows.",
+    "chunk_sizes_tried": "The sizes of the chunks your OomSafeRunner passed to the model, in order (the first ones), rows.",
+    "error_when_nothing_fits": "What your OomSafeRunner raised on a model that runs out of memory even on one row.",
+    "cuda_cap": "The run under a real CUDA memory cap (set_per_process_memory_fraction): the model, the cap above what "
+                "was reserved (bytes), your oom_events and final max_batch.",
+    "naive_peak_bytes": "Peak bytes of one forward of the naive server (float32, autograd on) at the batch size shown, "
+                        "grader's probe, bytes.",
+    "your_peak_bytes": "Peak bytes of one call of your lean server on the same batch, grader's probe, bytes.",
+    "peak_share_pct": "Your lean server's peak over the naive server's, %: the figure graded.",
+    "speed_vs_naive_x": "The naive server's time over your lean server's on the same batches (median of paired "
+                        "ratios), x: above 1 yours is faster.",
+    "operators_seen": "PyTorch operators the grader's CPU profiler saw on the calling thread during your lean call "
+                      "(-1 on CUDA, not counted).",
+    "compute_layers": "Convolution and linear layers in the model: the fewest operators a forward must show.",
+    # -- phase 3: gpu part, the prefetcher (graders/phase3/gpu/test_prefetch.py, prefetch_workload.py) --
+    "prefetch_depth": "The depth (queue capacity, in batches) the grader gave your Prefetcher.",
+    "staged_early_share": "Share of batches whose preprocessing had finished before the grader's consumer asked for "
+                          "them, while it held the previous batch 25 ms (0-1; a synchronous prefetcher gets 0).",
+    "max_staged_ahead": "Most items whose preprocessing had started beyond those the consumer had received (depth + 1 "
+                        "allowed).",
+    "error_at_item": "The item index on which the grader's preprocess raised.",
+    "close_ms": "Time from the consumer's break to the end of its with block (your close()), ms.",
+    "preprocess_calls_after_early_exit": "Items preprocessed in all when the consumer took 3 of 30 batches and left the "
+                                         "with block (at most 3 + depth + 2 allowed).",
+    "image_size": "Side of the grader's source images, pixels, chosen on this machine so that preprocessing a batch "
+                  "takes about as long as the model step.",
+    "model_repeats": "Model calls per batch in the grader's model step (above 1 only where the model is much faster than "
+                     "preprocessing, e.g. on a GPU).",
+    "batches_per_run": "Batches in each timed run (naive loop, your prefetched loop, the grader's overlap).",
+    "rounds_counted": "Rounds in which the grader's own two threads gained at least 1.3x from overlapping (a second core "
+                      "was free); only these count.",
+    "preprocess_ms_per_batch": "The grader's preprocessing of one batch, timed inside the naive loop, ms (median over "
+                               "rounds).",
+    "model_ms_per_batch": "The model step on one batch (to the device, the model, the answer back), timed inside the "
+                          "naive loop, ms (median over rounds).",
+    "overlap_speedup_x": "Naive loop time over your prefetched loop's, median over all rounds, x.",
+    "overlap_ceiling_x": "Naive loop time over the grader's own two threads running the two halves at once, median over "
+                         "all rounds, x: the most overlapping gains here.",
+    "two_stage_bound_x": "What a two-stage pipeline could gain on two free cores from the measured halves: (p + m) / "
+                         "((p + m) / n + (n - 1) / n x max(p, m)), x (reported, not graded).",
+    "overlap_share_pct": "Your share of the overlap gain: 100 x sum(speed-up - 1) / sum(ceiling - 1) over the counted "
+                         "rounds, %.",
+    "overlap_share_interval": "90 % bootstrap interval [low, high] of overlap_share_pct, %.",
+    "share_noise": "Spread of the per-round shares, IQR / median (0.1 = 10 %).",
+    "counted_speedup_x": "Mean speed-up of your prefetched loop over the naive loop in the counted rounds, x.",
+    "counted_ceiling_x": "Mean overlap gain of the grader's own two threads in the counted rounds, x.",
 }
 
 # ## Patterns: names built from a variable part ##############################################

@@ -1,5 +1,6 @@
-"""Phase 3, part ``gpu`` (GPU_OPTIMIZATION_GUIDE.md): planned.
+"""Phase 3, part ``gpu`` (GPU_OPTIMIZATION_GUIDE.md, tasks 3.5-3.9).
 
-Its exercises, criteria and tests are not written yet; the folders exist so that the course suite and
-the grader know the part.
+Your code goes in ``starter/``. ``types.py`` (the memory model, the router's config, stats and errors) and
+``workers.py`` (one worker process per device) are written in full and shared by your starter and the
+hidden reference.
 """

@@ -28,6 +28,7 @@ TIMED = {
     "p2.quantization.fp16_speedup",
     "p2.compilation.ort_speedup", "p2.compilation.compile_speedup_cpu", "p2.compilation.compile_report",
     "p3.batching.speedup", "p3.batching.latency_bound", "p3.batching.pool_throughput",
+    "p3.gpu.prefetch_speedup", "p3.gpu.scaling", "p3.gpu.multi_gpu_scaling", "p3.gpu.cuda_graph_latency",
 }
 GRADED = [p for p in PARTS if not p.planned]
 #: Beside a busy neighbour, at most this many of a part's timed criteria may come out inconclusive

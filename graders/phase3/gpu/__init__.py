@@ -1,1 +1,2 @@
-"""Criteria of part ``p3.gpu``: planned (none yet)."""
+"""Phase 3, part gpu: the overlapped input pipeline, CUDA graphs, memory under a budget, multi-device scaling,
+models on CUDA streams (tasks 3.5-3.9)."""
