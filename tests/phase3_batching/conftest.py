@@ -15,6 +15,7 @@ from typing import Iterator
 
 import pytest
 import torch
+from threadleak import no_thread_leak, wait_threads  # noqa: F401 - the fixture, shared with tests/phase3_gpu
 
 __all__ = ["RowModel", "SleepyModel", "InstantServer", "wait_threads", "started", "stop_worker"]
 
@@ -118,20 +119,6 @@ def stop_worker(batcher, timeout_s: float = 5.0) -> None:
             "_next_batch must return None once the batcher is closing and its queue is empty")
 
 
-def wait_threads(baseline: int, timeout_s: float = 2.0) -> int:
-    """``threading.active_count()`` once it is back to ``baseline`` (or after ``timeout_s``)."""
-    end = time.monotonic() + timeout_s
-    while threading.active_count() > baseline and time.monotonic() < end:
-        time.sleep(0.01)
-    return threading.active_count()
-
-
-@pytest.fixture
-def no_thread_leak():
-    """Fails the test if it leaves more threads running than it found."""
-    before = threading.active_count()
-    yield
-    assert wait_threads(before) <= before, [t.name for t in threading.enumerate()]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -18,21 +18,6 @@ from .impl import p3g
 pytestmark = pytest.mark.phase3_task5
 
 
-def wait_threads(baseline: int, timeout_s: float = 2.0) -> int:
-    end = time.monotonic() + timeout_s
-    while threading.active_count() > baseline and time.monotonic() < end:
-        time.sleep(0.01)
-    return threading.active_count()
-
-
-@pytest.fixture
-def no_thread_leak():
-    """Fails the test if it leaves more threads running than it found."""
-    before = threading.active_count()
-    yield
-    assert wait_threads(before) <= before, [t.name for t in threading.enumerate()]
-
-
 class Recorder:
     """``preprocess``: item i (a float tensor ``[4]`` whose first value is i) -> ``item * 2 + 1``; logs which
     thread ran each call and how many items the consumer had asked for when it started."""

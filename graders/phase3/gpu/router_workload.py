@@ -12,14 +12,13 @@ import os
 import time
 from typing import Any
 
-import psutil
 import torch
 import torch.multiprocessing as tmp
 from torch import nn
 
 from ..batching.workloads import build
 
-__all__ = ["SLOTS", "CountingFactory", "Counted", "WorkerRecord", "router_children", "MachineScaling"]
+__all__ = ["SLOTS", "CountingFactory", "Counted", "WorkerRecord", "MachineScaling"]
 
 #: Most worker processes one record can follow.
 SLOTS = 16
@@ -79,18 +78,6 @@ class WorkerRecord:
                 arr[3 * k + 1] = arr[3 * k + 2] = 0
 
 
-def router_children() -> list[psutil.Process]:
-    """This process's live child processes (the router's workers, and any the grader started)."""
-    out = []
-    for p in psutil.Process().children(recursive=True):
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except psutil.Error:
-            continue
-    return out
-
-
 def _machine_worker(name: str, device: str, core: int | None, batch: int, conn: Any) -> None:
     """One of the grader's own processes: the model at ``batch`` in a loop for as long as told, no router."""
     if core is not None and hasattr(os, "sched_setaffinity"):
@@ -125,9 +112,9 @@ class MachineScaling:
     """What the machine itself gives: ``n`` of the grader's processes running the model side by side, no router.
 
     The same model, batch size, thread count and core pinning as the learner's workers, so
-    ``efficiency()`` is the ceiling a router can reach on this machine at this moment (a neighbour that
+    their rates give the ceiling a router can reach on this machine at this moment (a neighbour that
     takes a core lowers both). The processes stay up between rounds and idle (blocked on a pipe) while the
-    learner's router is measured.
+    learner's router is measured. ``rates(1, s)`` and ``rates(n, s)`` give the machine's own scaling.
     """
 
     def __init__(self, name: str, devices: list[str], *, batch: int = 16, timeout_s: float = 120.0):
@@ -155,13 +142,6 @@ class MachineScaling:
         for c in self.conns[:n]:
             c.send((start_at, seconds))
         return [c.recv() for c in self.conns[:n]]
-
-    def efficiency(self, seconds: float) -> float:
-        """100 x rate(all together) / (n x rate(one alone)), in percent."""
-        n = len(self.conns)
-        one = self.rates(1, seconds)[0]
-        together = sum(self.rates(n, seconds))
-        return 100.0 * together / (n * one)
 
     def close(self) -> None:
         for c, p in zip(self.conns, self.procs):
