@@ -28,8 +28,10 @@ from .router_workload import MachineScaling, WorkerRecord
 #: Two CPU devices: the build machines have two cores (one PyTorch thread per worker).
 N_CPU = 2
 ATOL = 1e-4
-#: No device may get more than this multiple of its fair share of the load while all are alive.
-FAIR_SHARE_MAX = 1.5
+#: Every device must compute at least this fraction of its fair share (1 / N) of the rows. Not more: least
+#: outstanding work rightly sends less to a device a neighbour slows down (76 / 24 % measured beside a busy
+#: neighbour); a router that sends everything to one device leaves the others at 0.
+FAIR_SHARE_MIN = 0.25
 
 
 def _cpu_devices(learner, n: int) -> list[str]:
@@ -198,12 +200,12 @@ def test_router_correct(grade, learner):
             left = served.close()
     total = sum(r for r, _ in rows.values())
     shares = sorted((r / total if total else 0.0) for r, _ in rows.values())
-    busiest = max(shares) if shares else 1.0
+    least = min(shares) if shares else 0.0
     if len(rows) < N_CPU:
         problems.append(f"only {len(rows)} of the {N_CPU} devices computed anything: route to every live device")
-    elif busiest > FAIR_SHARE_MAX / N_CPU:
-        problems.append(f"one device computed {100 * busiest:.0f} % of the rows (at most {100 * FAIR_SHARE_MAX / N_CPU:.0f} "
-                        f"% with {N_CPU} equal devices): route to the device that owes the least work")
+    elif least < FAIR_SHARE_MIN / N_CPU:
+        problems.append(f"one device computed only {100 * least:.0f} % of the rows (at least {100 * FAIR_SHARE_MIN / N_CPU:.1f}"
+                        f" % with {N_CPU} devices): route to the device that owes the least work")
     if left:
         problems.append(f"{len(left)} worker process(es) still running after close(): stop every worker")
     details = {"requests": n, "failed": failed, "wrong": wrong, "errors": run.error_kinds(),

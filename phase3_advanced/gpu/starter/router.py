@@ -230,7 +230,7 @@ class DeviceRouter:
             NoDeviceLeft: every device's worker has died.
 
         Tolerance the grader applies (p3.gpu.router_correct, p3.gpu.scaling): every request's answer within
-        1e-4 of the model's own output, none lost; no device may get more than 1.5x its fair share of the load
+        1e-4 of the model's own output, none lost; every device computes at least a quarter of its fair share of the load
         while all are alive.
 
         Guide: GPU_OPTIMIZATION_GUIDE.md#task-38-multi-device-data-parallel-serving
