@@ -104,7 +104,7 @@ models: $(STAMP)
 	$(PY) -m labdata.train --all
 
 test: $(STAMP) models
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=30
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"

@@ -106,8 +106,8 @@ def _scalar_text(v: Any) -> str | None:
     return None
 
 
-#: ``details`` entries that are never key figures: raw samples (plotted instead).
-_NOT_FIGURES = ("samples",)
+#: ``details`` entries that are never key figures: raw samples and curves (plotted instead).
+_NOT_FIGURES = ("samples", "curve", "picture")
 
 
 def key_figures(details: Any, limit: int | None = _MAX_FIGURES) -> list[tuple[str, str]]:
@@ -185,7 +185,9 @@ def _criterion_section(c: CriterionResult, out_dir: Path, plot: Path | None,
         lines += ["", f"**{label}:** {_para(step)}"]
     if plot is not None:
         rel = Path(os.path.relpath(plot, out_dir)).as_posix()
-        lines += ["", f"![samples for {c.id}]({rel})"]
+        what = next((alt for key, alt in (("curve", "curve"), ("picture", "picture")) if isinstance(c.details, dict)
+                     and key in c.details and "samples" not in c.details), "samples")
+        lines += ["", f"![{what} for {c.id}]({rel})"]
     figures = key_figures(c.details)
     if figures:
         lines += ["", *_table(["figure", "value"], figures)]

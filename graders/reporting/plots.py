@@ -6,8 +6,10 @@ the reporting code keeps its own backend. matplotlib is imported lazily, so a br
 install costs the plots (logged in report.md), never the grade.
 
 * ``points.png``: points earned against the maximum, one bar per criterion, coloured by verdict.
-* ``<criterion id, dots as _>.png``: for criteria whose ``details["samples"]`` maps a label to a
-  list of numbers, histograms and box plots of those samples (:func:`sample_plot_layout` decides what
+* ``<criterion id, dots as _>.png`` from ``details["curve"]`` (:func:`plot_curve`: a capacity curve) or
+  ``details["picture"]`` (:func:`write_picture`: an annotated frame the grader drew), or, for criteria
+  whose ``details["samples"]`` maps a label to a list of numbers, histograms and box plots of those
+  samples (:func:`sample_plot_layout` decides what
   is drawn):
 
   - the pass / full-marks threshold lines and the measured value, when ``details["samples_unit"]``
@@ -32,8 +34,8 @@ from typing import Any
 from graders.records import CriterionResult, GradeRun
 from graders.reporting._format import fmt_value, verdict_label, wrap_text
 
-__all__ = ["LOG_DECADES", "VERDICT_COLORS", "SampleLayout", "plot_filename", "plot_points", "plot_samples",
-           "sample_plot_layout", "write_plots"]
+__all__ = ["LOG_DECADES", "VERDICT_COLORS", "SampleLayout", "plot_curve", "plot_filename", "plot_points",
+           "plot_samples", "sample_plot_layout", "write_picture", "write_plots"]
 
 VERDICT_COLORS = {
     "pass": "#2e7d32",
@@ -263,6 +265,46 @@ def _finite_or_none(x: Any) -> float | None:
 
 # ## All plots for one run ####################################################################
 
+def plot_curve(c: CriterionResult, path: str | Path) -> Path:
+    """Line plots of ``c.details["curve"]`` = ``{"x": [...], "x_label": str, "series": {label: [...]},
+    "bound": value}``: one panel per series against x, the bound drawn on the first (a capacity curve:
+    p99 latency and drops against the number of streams)."""
+    curve = c.details["curve"]
+    xs = [float(v) for v in curve["x"]]
+    series = {str(k): [_finite(v) for v in vs] for k, vs in dict(curve["series"]).items()}
+    if not xs or not series or any(len(v) != len(xs) for v in series.values()):
+        raise ValueError("details['curve'] needs x and series of the same length")
+    fig = _new_figure(7.0, 2.2 + 1.8 * len(series))
+    axes = [fig.add_subplot(len(series), 1, i + 1) for i in range(len(series))]
+    for i, (ax, (label, ys)) in enumerate(zip(axes, series.items())):
+        ax.plot(xs, ys, "o-", color=_SERIES_COLORS[i % len(_SERIES_COLORS)])
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+        if i == 0 and curve.get("bound") is not None:
+            ax.axhline(float(curve["bound"]), color=VERDICT_COLORS["fail"], ls="--", label=f"bound {curve['bound']:g}")
+            ax.legend(loc="upper left", fontsize=8)
+    axes[-1].set_xlabel(str(curve.get("x_label", "")))
+    axes[0].set_title(_wrapped(f"{c.id}: {c.title}", 80), fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+def write_picture(c: CriterionResult, path: str | Path) -> Path:
+    """Write ``c.details["picture"]`` (a base64 PNG the grader made: an annotated frame) as ``path``."""
+    import base64
+
+    data = base64.b64decode(str(c.details["picture"]), validate=True)
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("details['picture'] is not a PNG")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
 def write_plots(run: GradeRun, plots_dir: str | Path) -> tuple[dict[str, Path], list[str]]:
     """Draw every plot for ``run`` into ``plots_dir``; never raises for bad data.
 
@@ -279,11 +321,15 @@ def write_plots(run: GradeRun, plots_dir: str | Path) -> tuple[dict[str, Path], 
         except Exception as exc:  # noqa: BLE001 - a plot never fails the grade
             problems.append(f"points.png: {type(exc).__name__}: {exc}")
     for c in run.criteria:
-        if not isinstance(c.details, dict) or "samples" not in c.details:
+        if not isinstance(c.details, dict):
+            continue
+        draw = next((fn for key, fn in (("samples", plot_samples), ("curve", plot_curve), ("picture", write_picture))
+                     if key in c.details), None)
+        if draw is None:
             continue
         name = plot_filename(c.id)
         try:
-            plots[c.id] = plot_samples(c, plots_dir / name)
+            plots[c.id] = draw(c, plots_dir / name)
         except Exception as exc:  # noqa: BLE001 - a plot never fails the grade
             problems.append(f"{name} ({c.id}): {type(exc).__name__}: {exc}")
     _remove_stale(plots_dir, plots.values())
