@@ -30,6 +30,8 @@ EXPECT = {
                                            [], 4),
     "notebooks/phase3_batching.ipynb": (180, ["ok)", "refused:", "BatcherClosed"], ["WRONG"], 3),
     "notebooks/phase3_gpu.ipynb": (180, ["naive loop: ok", "held-out batch", "answered ok", "answers ok"], ["WRONG"], 3),
+    "notebooks/phase4_pipeline.ipynb": (180, ["accounted for, in order: ok", "as one frame at a time: ok", "events: ok",
+                                              "capacity:", "went on to its end: ok"], ["WRONG"], 4),
 }
 WITH_NOTEBOOK = [p for p in PARTS if p.notebook]
 #: Tasks a notebook uses without naming one of their exercises in its code (-> why).
