@@ -10,6 +10,7 @@
 ## learner: make test-task PHASE=1 TASK=2 | the unit tests of task 1.2 (.venv/bin/pytest -m phase1_task2 tests/phase1)
 ## learner: make test-fast | the test suite without the slow tests
 ## learner: make test | the whole test suite (CI runs this)
+## learner: make demo | Phase 4: your video pipeline on two generated clips, outputs in out/ (VIDEOS="a.avi b.avi": on yours)
 ## learner: make data / make models | generate the cached data sets / train the small accuracy models
 ## learner: make fingerprint | this machine's fingerprint (the hardware profile grading uses)
 ## learner: make lint | ruff over the repo (CI runs it too)
@@ -50,9 +51,11 @@ GRADE_ARGS := --phase $(PHASE) --impl $(IMPL) \
 	$(if $(OUT),--out $(OUT))
 
 TIMES      ?= 5
+VIDEOS     ?=
+IMPL_ARG   := $(if $(filter command line environment,$(origin IMPL)),--impl $(IMPL))
 SUBMISSIONS ?=
 
-.PHONY: setup grade gradebook stability test test-fast test-task lint starters outcomes data models release \
+.PHONY: demo setup grade gradebook stability test test-fast test-task lint starters outcomes data models release \
 	gradescope fingerprint clean help
 
 # The learner copy (written by `make release`) has no reference/ folder: its help lists learner commands only.
@@ -96,6 +99,9 @@ stability: $(STAMP)
 	$(PY) -m graders stability --phase $(PHASE) $(if $(PART),--part $(PART)) --impl $(if $(filter command line environment,$(origin IMPL)),$(IMPL),reference) --times $(TIMES) \
 		$(if $(filter 1 yes true,$(QUICK)),--quick) $(if $(PROFILE),--profile $(PROFILE)) $(if $(NEIGHBOUR),--neighbour $(NEIGHBOUR)) \
 		$(if $(TASK),--task $(TASK)) $(foreach c,$(CRITERION),--criterion $(c))
+
+demo: $(STAMP)
+	$(PY) -m phase4_production.pipeline $(if $(VIDEOS),run $(VIDEOS),demo) --out $(or $(OUT),out) $(IMPL_ARG)
 
 data: $(STAMP)
 	$(PY) -m labdata.generate
