@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -57,3 +58,36 @@ def make_submission(tmp: Path, patches: dict[str, str], part_folder: str = "phas
         f = sub / part_folder / "starter" / rel
         f.write_text(f.read_text() + "\n\n" + code)
     return sub
+
+
+def reference_with(part_folder: str, file: str, old: str, new: str) -> str:
+    """The source of ``<part_folder>/reference/<file>`` with ``old`` replaced by ``new`` (which must occur
+    exactly once): one mistake placed in the reference, for a broken-submission test. Skips the test in a learner
+    release, which has no reference."""
+    import pytest
+
+    path = ROOT / part_folder / "reference" / file
+    if not path.is_file():
+        pytest.skip("no reference solution in this copy (learner release)")
+    src = path.read_text()
+    assert src.count(old) == 1, f"{old!r} occurs {src.count(old)} times in {file}"
+    return src.replace(old, new)
+
+
+def grade_broken(tmp: Path, part_folder: str, file: str, code: str, *criteria: str, on_reference: bool = False) -> Graded:
+    """Grade ``criteria`` (quick mode) of a learner's copy whose ``starter/<file>`` is ``code``; the part's other
+    files are stubs, or with ``on_reference`` the reference's (for a part that only runs when every task is there).
+    Asserts the grader itself did not crash, so a test's verdict is about the submission."""
+    sub = make_submission(tmp, {}, part_folder)
+    if on_reference:
+        for src in (ROOT / part_folder / "reference").glob("*.py"):
+            if src.name != "__init__.py":
+                shutil.copyfile(src, sub / part_folder / "starter" / src.name)
+    (sub / part_folder / "starter" / file).write_text(code)
+    phase = re.match(r"phase(\d+)_", part_folder).group(1)
+    args = ["--phase", phase, "--part", part_folder.split("/")[1], "--quick", "--submission", str(sub)]
+    for cid in criteria:
+        args += ["--criterion", cid]
+    g = run_grade(tmp / "grade", *args)
+    assert "Traceback" not in g.stdout and not g.results["grader_errors"], g.stdout[-3000:]
+    return g

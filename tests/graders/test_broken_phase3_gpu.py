@@ -4,46 +4,26 @@ from __future__ import annotations
 
 import pytest
 
-from gradelib import ROOT, make_submission, run_grade
+from gradelib import grade_broken, make_submission, reference_with, run_grade
 
 pytestmark = [pytest.mark.grading, pytest.mark.slow]
 
 PART = "phase3_advanced/gpu"
 
 
-def reference_with(file: str, old: str, new: str) -> str:
-    """The reference's ``file`` with ``old`` replaced by ``new`` (which must occur exactly once)."""
-    path = ROOT / PART / "reference" / file
-    if not path.is_file():
-        pytest.skip("no reference solution in this copy (learner release)")
-    src = path.read_text()
-    assert src.count(old) == 1, f"{old!r} occurs {src.count(old)} times in {file}"
-    return src.replace(old, new)
-
-
-def grade(tmp_path, file: str, code: str, *criteria: str):
-    """Grade ``criteria`` of a copy whose ``starter/<file>`` is ``code`` (every other file a stub)."""
-    sub = make_submission(tmp_path, {}, PART)
-    (sub / PART / "starter" / file).write_text(code)
-    args = ["--phase", "3", "--part", "gpu", "--quick", "--submission", str(sub)]
-    for cid in criteria:
-        args += ["--criterion", cid]
-    g = run_grade(tmp_path / "grade", *args)
-    assert "Traceback" not in g.stdout and not g.results["grader_errors"], g.stdout[-3000:]
-    return g
 
 
 def test_a_router_that_sends_everything_to_device_0_gets_no_credit(tmp_path):
-    code = reference_with("router.py", "return min(live, key=lambda d: (d.outstanding, d.index))", "return live[0]")
-    g = grade(tmp_path, "router.py", code, "p3.gpu.router_correct")
+    code = reference_with(PART, "router.py", "return min(live, key=lambda d: (d.outstanding, d.index))", "return live[0]")
+    g = grade_broken(tmp_path, PART, "router.py", code, "p3.gpu.router_correct")
     c = g.criterion("p3.gpu.router_correct")
     assert c["verdict"] == "fail" and c["points"] == 0, c
     assert "only 1 of the 2 devices" in c["message"], c["message"]
 
 
 def test_a_router_that_loses_requests_when_a_worker_dies_gets_no_credit(tmp_path):
-    code = reference_with("router.py", "                target = self._pick()\n", "                target = None\n")
-    g = grade(tmp_path, "router.py", code, "p3.gpu.router_failover")
+    code = reference_with(PART, "router.py", "                target = self._pick()\n", "                target = None\n")
+    g = grade_broken(tmp_path, PART, "router.py", code, "p3.gpu.router_failover")
     c = g.criterion("p3.gpu.router_failover")
     assert c["verdict"] == "fail" and c["points"] == 0, c
     assert c["details"]["failed"] > 0, c["details"]
@@ -51,13 +31,13 @@ def test_a_router_that_loses_requests_when_a_worker_dies_gets_no_credit(tmp_path
 
 def test_a_memory_predictor_that_returns_a_constant_gets_no_credit(tmp_path):
     code = reference_with(
-        "memory.py",
+        PART, "memory.py",
         """    return MemoryModel(fixed_bytes=mean_m - slope * mean_b, bytes_per_sample=slope,
                        batch_sizes=sizes, measured_bytes=tuple(int(m) for m in measured))""",
         """    flat = max(measured) - max(sizes)   # BROKEN: a constant (1 byte per sample), its points faked onto it
     return MemoryModel(fixed_bytes=flat, bytes_per_sample=1.0, batch_sizes=sizes,
                        measured_bytes=tuple(int(flat + b) for b in sizes))""")
-    g = grade(tmp_path, "memory.py", code, "p3.gpu.memory_predict")
+    g = grade_broken(tmp_path, PART, "memory.py", code, "p3.gpu.memory_predict")
     c = g.criterion("p3.gpu.memory_predict")
     assert c["verdict"] == "fail" and c["points"] == 0 and c["value"] > 50, c
 
