@@ -197,8 +197,11 @@ def test_close_wakes_a_put_waiting_for_room(no_thread_leak):
 # Threads
 # ------------------------------------------------------------------------------------------------
 def run_threads(q, producers: int, per_producer: int, consumers: int):
-    """``producers`` threads put (p, i) items while ``consumers`` threads get them; (got, evicted, sizes)."""
+    """``producers`` threads put (p, i) items while ``consumers`` threads get them; (got, evicted, sizes, taken):
+    ``taken[c]`` is what consumer ``c`` got, in the order it took them (``got`` interleaves the consumers in the
+    order they appended, which the scheduler decides, not the queue)."""
     got, evicted, sizes, lock = [], [], [], threading.Lock()
+    taken: list[list] = [[] for _ in range(consumers)]
     done = threading.Event()
 
     def produce(p: int):
@@ -208,7 +211,7 @@ def run_threads(q, producers: int, per_producer: int, consumers: int):
                 with lock:
                     evicted.append(e)
 
-    def consume():
+    def consume(c: int):
         while True:
             try:
                 item = q.get(timeout=0.02)
@@ -216,12 +219,13 @@ def run_threads(q, producers: int, per_producer: int, consumers: int):
                 if done.is_set() and len(q) == 0:
                     return
                 continue
+            taken[c].append(item)
             with lock:
                 got.append(item)
                 sizes.append(len(q))
 
     threads = [threading.Thread(target=produce, args=(p,), daemon=True) for p in range(producers)]
-    readers = [threading.Thread(target=consume, daemon=True) for _ in range(consumers)]
+    readers = [threading.Thread(target=consume, args=(c,), daemon=True) for c in range(consumers)]
     for t in threads + readers:
         t.start()
     for t in threads:
@@ -230,23 +234,24 @@ def run_threads(q, producers: int, per_producer: int, consumers: int):
     for t in readers:
         t.join(20)
     assert not any(t.is_alive() for t in threads + readers), "a producer or consumer never finished"
-    return got, evicted, sizes
+    return got, evicted, sizes, taken
 
 
 def test_drop_oldest_with_threads_loses_nothing_uncounted(no_thread_leak):
     q = p4p.FrameQueue(8, "drop_oldest")
-    got, evicted, sizes = run_threads(q, producers=4, per_producer=500, consumers=2)
+    got, evicted, sizes, taken = run_threads(q, producers=4, per_producer=500, consumers=2)
     assert sorted(got + evicted) == sorted((p, i) for p in range(4) for i in range(500)), (
         f"{len(got)} got + {len(evicted)} evicted of 2000 put: every item must be got or evicted, exactly once")
     assert q.dropped == len(evicted)
     assert max(sizes, default=0) <= 8, f"the queue held {max(sizes)} items with maxsize 8"
     for p in range(4):
-        seq = [i for pp, i in got if pp == p]
-        assert seq == sorted(seq), f"producer {p}'s items came out of order"
+        for c, mine in enumerate(taken):
+            seq = [i for pp, i in mine if pp == p]
+            assert seq == sorted(seq), f"consumer {c} took producer {p}'s items out of order"
 
 
 def test_block_with_threads_delivers_everything(no_thread_leak):
     q = p4p.FrameQueue(4, "block")
-    got, evicted, _ = run_threads(q, producers=3, per_producer=300, consumers=2)
+    got, evicted, _, _ = run_threads(q, producers=3, per_producer=300, consumers=2)
     assert evicted == [] and q.dropped == 0
     assert sorted(got) == sorted((p, i) for p in range(3) for i in range(300))

@@ -93,18 +93,24 @@ def _queue_problems(learner) -> list[str]:
                 with lock:
                     evicted_items.append(e)
 
-    def consume():
+    # Each consumer keeps the order it took items in: between two consumers the order of their appends is the
+    # scheduler's, not the queue's, so FIFO is checked per consumer (a FIFO queue hands any one taker a
+    # producer's items in the order they were put).
+    taken: list[list] = [[], []]
+
+    def consume(c: int):
         while not stop.is_set() or len(m):
             try:
                 item = m.get(timeout=0.02)
             except (queue.Empty, closed):
                 continue
+            taken[c].append(item)
             with lock:
                 got_items.append(item)
                 sizes.append(len(m))
 
     producers = [threading.Thread(target=produce, args=(p,), daemon=True) for p in range(4)]
-    consumers = [threading.Thread(target=consume, daemon=True) for _ in range(2)]
+    consumers = [threading.Thread(target=consume, args=(c,), daemon=True) for c in range(2)]
     for t in producers + consumers:
         t.start()
     for t in producers:
@@ -121,9 +127,9 @@ def _queue_problems(learner) -> list[str]:
     if getattr(m, "dropped", None) != len(evicted_items):
         problems.append(f"dropped says {getattr(m, 'dropped', None)!r}, put returned {len(evicted_items)} evicted items")
     for p in range(4):
-        seq = [i for (pp, i) in got_items if pp == p]
-        if seq != sorted(seq):
-            problems.append(f"producer {p}'s items came out of order")
+        if any((seq := [i for (pp, i) in mine if pp == p]) != sorted(seq) for mine in taken):
+            problems.append(f"producer {p}'s items came out of order (one consumer took a later item before an "
+                            f"earlier one)")
             break
     return problems
 
