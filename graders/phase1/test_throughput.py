@@ -109,5 +109,5 @@ def test_throughput_agrees(grade, learner):
     details["samples_unit"] = "%"
     extra = max(calls[worst_bs]) - (3 + iters[worst_bs])
     grade.record(worst, message=msg, details=details, noise=noise, interval=interval,
-                 hint=timed_region_hint(ratio, "predictor(batch)") or (
+                 hint=timed_region_hint(ratio, "predictor(batch)", one_call_each=not extra) or (
                      calls_hint(max(calls[worst_bs]), 3 + iters[worst_bs], "predictor") if extra else ""))

@@ -166,8 +166,10 @@ def test_a_steady_timer_of_the_wrong_thing_earns_no_run_to_run_credit(tmp_path):
     assert "not one call of fn" in r2r["message"], r2r["message"]
 
 
-# Extra work in the timed region that changes run by run.
-DRIFTING_TIMER = _timer_that_also("time.sleep(0.00012 * (_RUNS[0] % 4))")
+# Extra work in the timed region that changes run by run: 0 to 30 % of the call's own time, so the drift is
+# the same share of the figure on a fast machine and on a slow one (a fixed 0.12 ms per run was a 5 % CV on
+# one machine and an inconclusive 4.4-5.7 % on a slower one).
+DRIFTING_TIMER = _timer_that_also("time.sleep((time.perf_counter() - t0) * 0.1 * (_RUNS[0] % 4))")
 
 
 def test_a_timer_whose_figure_drifts_run_to_run_fails_on_its_own_spread(tmp_path):
@@ -245,7 +247,7 @@ def test_submission_that_cannot_be_imported(tmp_path):
 def test_missing_submission_is_a_grader_error(tmp_path):
     g = run_grade(tmp_path / "none", "--phase", "1", "--submission", str(tmp_path / "nope"))
     assert g.code == 2
-    assert "does not exist" in g.stdout
+    assert "does not exist" in " ".join(g.stdout.split())     # the report wraps a long path's line
 
 
 def test_gradebook_grades_every_submission_in_a_folder(tmp_path):
