@@ -25,7 +25,7 @@ from typing import Any, Callable
 from ..verdicts import NOISE_LIMIT
 from .checked import raise_first_problem, snapshot
 from .stats import Summary, median_interval, straddles, summarize
-from .timing import now_ns
+from .timing import now_ns, timing_benchmark
 
 __all__ = ["PairedResult", "alternating", "paired_ratio"]
 
@@ -112,6 +112,7 @@ def _one_attempt(a, b, make_inputs, pairs, warmup, sync, benchmark, check):
     def setup():
         return tuple(make_inputs()), {}
 
+    benchmark = timing_benchmark(benchmark)
     if benchmark is not None:
         benchmark.pedantic(pair, setup=setup, rounds=pairs, warmup_rounds=warmup, iterations=1)
         # pedantic's warm-up rounds go through `pair` as well; only the timed rounds were kept.

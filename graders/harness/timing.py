@@ -8,10 +8,19 @@ from typing import Any, Callable
 from .checked import raise_first_problem, snapshot
 from .stats import Summary, summarize
 
-__all__ = ["Timing", "time_callable", "cuda_sync", "now_ns", "GraderTimer"]
+__all__ = ["Timing", "time_callable", "cuda_sync", "now_ns", "GraderTimer", "timing_benchmark"]
 
 #: The grader's clock, bound at import (before learner code is imported).
 now_ns = time.perf_counter_ns
+
+
+def timing_benchmark(benchmark):
+    """``benchmark`` if it will really time what it is given, else None (the caller times by itself).
+
+    pytest-benchmark runs a function once and records nothing when disabled (``--benchmark-disable``, or
+    under pytest-xdist), which would leave a timing with no samples.
+    """
+    return None if benchmark is None or getattr(benchmark, "disabled", False) else benchmark
 
 
 def cuda_sync() -> None:
@@ -95,7 +104,7 @@ class GraderTimer:
     """
 
     def __init__(self, benchmark=None):
-        self.benchmark = benchmark
+        self.benchmark = timing_benchmark(benchmark)
         self.used = False
 
     def time(self, fn: Callable[[], Any], *, repeats: int = 30, warmup: int = 5,

@@ -187,3 +187,21 @@ def test_the_tradeoff_latency_is_timed_on_images_whose_answers_are_checked():
     with pytest.raises(SubmissionError, match=r"timed call 4 of 18: the int8 predictor answered class 0 for a test "
                                               r"image it had classified as 1"):   # the warm-up reuses image 0
         _grader_latency(constant, probes, answers, lat=0.01, v="int8")
+
+
+class _DisabledBenchmark:
+    """What pytest-benchmark's fixture is under ``--benchmark-disable`` or pytest-xdist: it runs once, times nothing."""
+    disabled = True
+    extra_info: dict = {}
+
+    def pedantic(self, target, *args, setup=None, **kwargs):
+        call_args = setup()[0] if setup else ()
+        return target(*call_args)
+
+
+def test_a_disabled_benchmark_fixture_leaves_the_timing_to_the_grader():
+    timing = GraderTimer(_DisabledBenchmark()).time(lambda: 1, repeats=7, warmup=2)
+    assert timing.ms.n == 7
+    result = paired_ratio(lambda x: 2 * x, lambda x: 2 * x, make_inputs=_inputs, pairs=4, warmup=2, check=_doubled,
+                          benchmark=_DisabledBenchmark())
+    assert result.ratios.n >= 4       # four pairs per attempt; a noisy first attempt earns another
