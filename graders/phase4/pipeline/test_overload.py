@@ -96,7 +96,7 @@ def _queue_problems(learner) -> list[str]:
     # Each consumer keeps the order it took items in: between two consumers the order of their appends is the
     # scheduler's, not the queue's, so FIFO is checked per consumer (a FIFO queue hands any one taker a
     # producer's items in the order they were put).
-    taken: list[list] = [[], []]
+    taken: list[list] = [[] for _ in range(2)]
 
     def consume(c: int):
         while not stop.is_set() or len(m):
