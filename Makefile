@@ -11,6 +11,7 @@
 ## learner: make test-fast | the test suite without the slow tests
 ## learner: make test | the whole test suite (CI runs this)
 ## learner: make demo | Phase 4: your video pipeline on two generated clips, outputs in out/ (VIDEOS="a.avi b.avi": on yours)
+## learner: make edge-bundle | Phase 4: build your edge bundle into dist/edge (OUT=folder), the folder a device runs as it is
 ## learner: make data / make models | generate the cached data sets / train the small accuracy models
 ## learner: make fingerprint | this machine's fingerprint (the hardware profile grading uses)
 ## learner: make lint | ruff over the repo (CI runs it too)
@@ -55,7 +56,7 @@ VIDEOS     ?=
 IMPL_ARG   := $(if $(filter command line environment,$(origin IMPL)),--impl $(IMPL))
 SUBMISSIONS ?=
 
-.PHONY: demo setup grade gradebook stability test test-fast test-task lint starters outcomes data models release \
+.PHONY: demo edge-bundle setup grade gradebook stability test test-fast test-task lint starters outcomes data models release \
 	gradescope fingerprint clean help
 
 # The learner copy (written by `make release`) has no reference/ folder: its help lists learner commands only.
@@ -74,7 +75,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Inference Lab needs Python 3.11 or newer")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,edge]"
 	@touch $(STAMP)
 
 # GNU make exits 2 whenever a recipe fails, whatever the recipe's own code: the grader's code (0 every
@@ -99,6 +100,9 @@ stability: $(STAMP)
 	$(PY) -m graders stability --phase $(PHASE) $(if $(PART),--part $(PART)) --impl $(if $(filter command line environment,$(origin IMPL)),$(IMPL),reference) --times $(TIMES) \
 		$(if $(filter 1 yes true,$(QUICK)),--quick) $(if $(PROFILE),--profile $(PROFILE)) $(if $(NEIGHBOUR),--neighbour $(NEIGHBOUR)) \
 		$(if $(TASK),--task $(TASK)) $(foreach c,$(CRITERION),--criterion $(c))
+
+edge-bundle: $(STAMP)
+	$(PY) -m phase4_production.edge bundle --out $(or $(OUT),dist/edge) $(IMPL_ARG)
 
 demo: $(STAMP)
 	$(PY) -m phase4_production.pipeline $(if $(VIDEOS),run $(VIDEOS),demo) --out $(or $(OUT),out) $(IMPL_ARG)

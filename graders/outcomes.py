@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 BLOCK_TAG = "# inference-lab thresholds v1"
-UNITS = ("", "x", "%", "ms", "bytes", "samples/s", "pt", "dB", "MiB/min")
+UNITS = ("", "x", "%", "ms", "bytes", "samples/s", "pt", "dB", "MiB/min", "MiB")
 #: What a criterion gets when neither it nor the phase's ``[defaults]`` says otherwise.
 DEFAULTS = {"time_limit_s": 120.0, "memory_limit_mb": 8192}
 

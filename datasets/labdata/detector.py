@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from .digits import MEAN, STD
+from .proposals import propose_crops
 from .video import INK_THRESHOLD
 
 __all__ = ["DigitsDetector", "propose_regions", "box_iou", "evaluate_detections"]
@@ -53,6 +54,9 @@ def propose_regions(
 ) -> tuple[np.ndarray, torch.Tensor]:
     """Find bright blobs on a smooth background and cut classifier-ready crops.
 
+    The work is :func:`labdata.proposals.propose_crops` (numpy and OpenCV only, so an edge bundle can carry it);
+    this wraps its crops as a tensor.
+
     Args:
         grey: uint8 [H, W] frame.
         min_contrast: smallest ink-minus-background difference kept, in grey levels (0..255).
@@ -64,61 +68,9 @@ def propose_regions(
         boxes: int64 [K, 4] tight ink boxes (x1, y1, x2, y2), x2/y2 exclusive.
         crops: float32 [K, 1, crop_size, crop_size], normalised like ``load_split``.
     """
-    import cv2
-
-    h, w = grey.shape
-    blur = cv2.GaussianBlur(grey, (5, 5), 0).astype(np.float32)
-    background = cv2.medianBlur(grey, 51).astype(np.float32)
-    diff = blur - background  # [H, W], ink > 0
-    sigma = 1.4826 * float(np.median(np.abs(diff - np.median(diff))))
-    thresh = max(6.0 * sigma, min_contrast)
-    # a tall kernel joins the strokes of one digit (digits are taller than wide)
-    mask = cv2.dilate((diff > thresh).astype(np.uint8), np.ones((7, 3), np.uint8))
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    boxes, crops = [], []
-    for k in range(1, n):
-        x, y, bw, bh, area = (int(v) for v in stats[k])
-        if area < min_area or bh < min_height:
-            continue
-        for x1, y1, x2, y2, peak in _ink_boxes(diff, x, y, x + bw, y + bh):
-            side = max(x2 - x1, y2 - y1)
-            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-            sx, sy = int(round(cx - side / 2)), int(round(cy - side / 2))
-            crop = np.zeros((side, side), np.float32)  # background 0 outside the frame
-            fx0, fy0, fx1, fy1 = max(sx, 0), max(sy, 0), min(sx + side, w), min(sy + side, h)
-            crop[fy0 - sy : fy1 - sy, fx0 - sx : fx1 - sx] = diff[fy0:fy1, fx0:fx1]
-            crop = np.clip(crop / max(peak, 1e-6), 0.0, 1.0)
-            interp = cv2.INTER_AREA if side > crop_size else cv2.INTER_LINEAR
-            crops.append(cv2.resize(crop, (crop_size, crop_size), interpolation=interp))
-            boxes.append((x1, y1, x2, y2))
-    if not boxes:
-        return np.zeros((0, 4), np.int64), torch.zeros(0, 1, crop_size, crop_size)
-    x = torch.from_numpy(np.stack(crops)).unsqueeze(1)  # [K, 1, S, S]
-    return np.array(boxes, np.int64), (x - MEAN) / STD
-
-
-def _ink_boxes(diff: np.ndarray, x1: int, y1: int, x2: int, y2: int,
-               depth: int = 0) -> list[tuple[int, int, int, int, float]]:
-    """Tight ink boxes (x1, y1, x2, y2, peak) inside a component's box of ``diff``.
-
-    A box much wider than tall (digits are about 0.7 as wide as tall) is taken for digits side by
-    side and split at the column with the least ink in its middle 40 %, at most twice.
-    """
-    region = diff[y1:y2, x1:x2]
-    peak = float(region.max())
-    ink = region > INK_THRESHOLD * peak
-    ys, xs = np.nonzero(ink)
-    if len(xs) == 0:
-        return []
-    bx1, by1, bx2, by2 = x1 + xs.min(), y1 + ys.min(), x1 + xs.max() + 1, y1 + ys.max() + 1
-    bw, bh = bx2 - bx1, by2 - by1
-    if depth >= 2 or bw <= 1.15 * bh:
-        return [(int(bx1), int(by1), int(bx2), int(by2), peak)]
-    cols = ink[:, bx1 - x1 : bx2 - x1].sum(axis=0)  # ink per column
-    lo, hi = int(0.3 * bw), max(int(0.7 * bw), int(0.3 * bw) + 1)
-    cut = bx1 + lo + int(np.argmin(cols[lo:hi]))
-    return (_ink_boxes(diff, bx1, by1, cut, by2, depth + 1)
-            + _ink_boxes(diff, cut, by1, bx2, by2, depth + 1))
+    boxes, crops = propose_crops(grey, min_contrast=min_contrast, min_area=min_area, min_height=min_height,
+                                 crop_size=crop_size, mean=MEAN, std=STD, ink_threshold=INK_THRESHOLD)
+    return boxes, torch.from_numpy(crops)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -428,6 +428,33 @@ GLOSSARY: dict[str, str] = {
     "exit_code": "What the command returned (0: every stream completed without error).",
     "curve": "The capacity curve: p99 latency and dropped % against the number of live streams (plotted).",
     "picture": "Your annotate_frame on a frame of this grade's clip (shown as a picture).",
+    # Phase 4, part edge
+    "fp32_max_abs_diff": "Largest absolute difference between your FP32 export's outputs and the model's.",
+    "int8_size_share": "Size of the INT8 file over the FP32 file's (0.25 = a quarter).",
+    "int8_top1_agreement": "Share of crops on which the INT8 model's top-1 class is the FP32 model's (1.0 = all).",
+    "bundle_mb": "Size of the bundle folder on disk, every file counted, MiB.",
+    "size_budget_mb": "The most the bundle folder may hold on disk, MiB.",
+    "peak_rss_mb": "Peak resident memory (VmHWM) of the bundle's process on the edge device, MiB.",
+    "frames": "Frames the grader released to the bundle in the part of the run this criterion reads.",
+    "variants": "Variants the bundle named, or how many frames each variant answered.",
+    "detections": "Detections of the course's FP32 detector on the frames checked.",
+    "detections_matched": "Of those, how many the bundle's first variant found with the same box and label.",
+    "camera_dropped": "Frames the grader's camera dropped because the runner was not reading its input in time.",
+    "fps_answered": "Frames answered per second of clip (30 = every frame of the 30 FPS clip).",
+    "p50_ms": "Median latency from a frame's release to its answer, on the grader's clock, ms.",
+    "p99_ms": "99th-percentile latency from a frame's release to its answer, on the grader's clock, ms.",
+    "f1": "Detection F1 at IoU 0.5 of the bundle's answers against the clip's ground truth (an unanswered frame "
+          "predicts nothing).",
+    "fp32_f1": "Detection F1 of the course detector with the original FP32 model on the same frames.",
+    "slow_frames": "Frames released while the busy processes shared the device's core.",
+    "missed": "Of those, frames answered later than 50 ms after their release, or never answered.",
+    "after_missed": "Frames that missed the deadline after the slowdown ended.",
+    "busy_processes": "Busy processes the grader pinned to the device's core during the slowdown.",
+    "usual_variant": "The variant the bundle ran most before the slowdown: the one it must come back to.",
+    "restored_after_s": "Seconds after the slowdown ended until a frame was answered with that variant again.",
+    "slow_variants": "How many frames each variant answered during the slowdown.",
+    "slow_s": "Start and end of the slowdown, seconds after the first frame.",
+    "front": "The variants on the Pareto front of your rows (nothing beats them on every axis).",
 }
 
 # ## Patterns: names built from a variable part ##############################################

@@ -67,3 +67,20 @@ def test_blank_frame_gives_no_proposals():
     frame = np.clip(40 + rng.normal(0, 8, (120, 160)), 0, 255).astype(np.uint8)
     boxes, crops = propose_regions(frame)
     assert boxes.shape == (0, 4) and crops.shape == (0, 1, 32, 32)
+
+
+def test_proposals_stand_alone_with_the_data_constants():
+    """``labdata/proposals.py`` is copied into edge bundles (no torch there): it imports nothing of labdata and
+    its constants must be the data's."""
+    import ast
+    from pathlib import Path
+
+    from labdata import proposals
+    from labdata.digits import MEAN, STD
+    from labdata.video import INK_THRESHOLD
+
+    assert (proposals.DIGITS_MEAN, proposals.DIGITS_STD, proposals.INK_THRESHOLD) == (MEAN, STD, INK_THRESHOLD)
+    tree = ast.parse(Path(proposals.__file__).read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {(n.module or "").split(".")[0] or "." for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imported <= {"__future__", "numpy", "cv2"}, imported
