@@ -454,6 +454,10 @@ GLOSSARY: dict[str, str] = {
     "restored_after_s": "Seconds after the slowdown ended until a frame was answered with that variant again.",
     "slow_variants": "How many frames each variant answered during the slowdown.",
     "slow_s": "Start and end of the slowdown, seconds after the first frame.",
+    "device_contention_pct": "Share of the time the bundle's process waited for its core while it wanted it, in "
+                             "the normal part of the run, %: another process shared the core (0 on a free core).",
+    "after_contention_pct": "The same share after the slowdown ended, %: above 15 % the device had not recovered.",
+    "normal_contention_pct": "The same share before the slowdown, %.",
     "front": "The variants on the Pareto front of your rows (nothing beats them on every axis).",
 }
 

@@ -99,3 +99,13 @@ def test_frames_of_an_earlier_variant_are_ignored():
 def test_bad_arguments_are_refused(args, kwargs):
     with pytest.raises(ValueError):
         p4e.AdaptiveController(*args, **kwargs)
+
+
+def test_after_failed_step_ups_during_a_slowdown_the_best_variant_is_back_soon_after_it():
+    ctl, clock = make()
+    drive(ctl, clock, normal, 15)
+    # slow, with int8 just affordable on paper and too slow in fact: step ups to it fail again and again
+    drive(ctl, clock, {"fp32": 60.0, "int8": 30.0, "small": 4.5}.get, 240)
+    used = drive(ctl, clock, normal, 90)
+    back = used.index("fp32") if "fp32" in used else None
+    assert back is not None and back * FRAME_S <= 2.0, f"fp32 back after {back} frames: {ctl.switches[-4:]}"

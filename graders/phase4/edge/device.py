@@ -55,6 +55,22 @@ class DeviceRun:
     stderr_tail: str = ""
     slow: tuple[float, float, int] | None = None  # (start_s, end_s, busy processes), relative to start_t
     fps: float = 30.0
+    #: (seconds after the start, CPU ns, runqueue-wait ns) of the device process, all threads: at the start, at
+    #: the slowdown's start and end, and at the end (``contention``)
+    sched: list[tuple[float, int, int]] = field(default_factory=list)
+
+    def contention(self, t0: float, t1: float) -> float | None:
+        """Share of the time the device wanted its core but waited for it, between the samples nearest t0 and t1.
+
+        About 0 on a free core; about k / (k + 1) with k busy processes; in between when something else (another
+        grade, a neighbour) shares the core. None without samples.
+        """
+        if len(self.sched) < 2:
+            return None
+        a = min(self.sched, key=lambda x: abs(x[0] - t0))
+        b = min(self.sched, key=lambda x: abs(x[0] - t1))
+        run, wait = b[1] - a[1], b[2] - a[2]
+        return wait / (run + wait) if run + wait > 0 else None
 
     def latency_ms(self, i: int) -> float:
         """Release-to-answer time of frame i (inf when it was not answered)."""
@@ -91,6 +107,21 @@ def _vm_hwm_mb(pid: int) -> float | None:
     return None
 
 
+def _schedstat(pid: int) -> tuple[int, int] | None:
+    """(CPU ns, runqueue-wait ns) of every thread of ``pid`` (``/proc/<pid>/task/*/schedstat``)."""
+    run = wait = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                r, w, _ = (int(x) for x in (task / "schedstat").read_text().split())
+            except (OSError, ValueError):
+                continue
+            run, wait = run + r, wait + w
+    except OSError:
+        return None
+    return run, wait
+
+
 def _cpu_s(pid: int) -> float | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -110,17 +141,20 @@ def _busy(core: int) -> subprocess.Popen:
                             stderr=subprocess.DEVNULL)
 
 
-def slowdown_processes(pid: int, answered: int, interval_s: float) -> int:
+def slowdown_processes(pid: int, answered: int, interval_s: float, cpu_before: float | None = None) -> int:
     """How many busy processes make the device too slow for what it runs now: 1 to 3.
 
-    The device's CPU time per answered frame so far, ``c``, is the grader's own measure (``/proc``); ``k`` busy
+    The device's CPU time per answered frame since the first frame (``cpu_before``: its CPU time then), ``c``, is
+    the grader's own measure (``/proc``); ``k`` busy
     processes leave the runner about ``1 / (k + 1)`` of its core, so ``k = ceil(1.5 x interval / c) - 1`` makes a
     frame take about 1.5 frame intervals: the variant in use cannot keep up, a cheaper one can.
     """
     cpu = _cpu_s(pid)
     if not cpu or answered < 10:
         return 2
-    c = cpu / answered
+    c = (cpu - (cpu_before or 0.0)) / answered
+    if c <= 0:
+        return 2
     return int(min(3, max(1, math.ceil(1.5 * interval_s / c) - 1)))
 
 
@@ -211,6 +245,9 @@ def run_on_device(folder: str | Path, frames: np.ndarray, *, fps: float | None =
                                       timeout=max(0.0, min(2.0, deadline - time.monotonic())))
                 run.peak_rss_mb = _vm_hwm_mb(proc.pid)
                 run.cpu_s = _cpu_s(proc.pid)
+                got = _schedstat(proc.pid)
+                if got is not None:
+                    run.sched.append((time.perf_counter() - run.start_t, *got))
             try:
                 proc.stdin.close()
             except OSError:
@@ -241,6 +278,14 @@ def _feed(proc, frames, fps, run, answered, slow, busy, core, deadline) -> None:
     start = time.perf_counter()
     run.start_t = start
     interval = None if fps is None else 1.0 / fps
+
+    def sample() -> None:
+        got = _schedstat(proc.pid)
+        if got is not None:
+            run.sched.append((time.perf_counter() - start, *got))
+
+    sample()
+    cpu_start = _cpu_s(proc.pid)
     for i, frame in enumerate(frames):
         if time.monotonic() > deadline or proc.poll() is not None:
             break
@@ -255,10 +300,12 @@ def _feed(proc, frames, fps, run, answered, slow, busy, core, deadline) -> None:
             if slow is not None:
                 t = time.perf_counter() - start
                 if not busy and slow[0] <= t < slow[1]:
-                    k = slow[2] or slowdown_processes(proc.pid, len(run.answers), interval)
+                    k = slow[2] or slowdown_processes(proc.pid, len(run.answers), interval, cpu_start)
                     run.slow = (slow[0], slow[1], k)
+                    sample()
                     busy.extend(_busy(core) for _ in range(k))
                 elif busy and t >= slow[1]:
+                    sample()
                     for b in busy:
                         b.kill()
                         b.wait()
