@@ -109,3 +109,13 @@ def test_after_failed_step_ups_during_a_slowdown_the_best_variant_is_back_soon_a
     used = drive(ctl, clock, normal, 90)
     back = used.index("fp32") if "fp32" in used else None
     assert back is not None and back * FRAME_S <= 2.0, f"fp32 back after {back} frames: {ctl.switches[-4:]}"
+
+
+def test_after_a_deep_slowdown_the_controller_climbs_back_in_one_step():
+    ctl, clock = make()
+    drive(ctl, clock, normal, 10)
+    drive(ctl, clock, lambda v: 5 * normal(v), 60)   # deep: only `small` fits (17.5 ms)
+    assert ctl.choose() == "small"
+    before = len(ctl.switches)
+    used = drive(ctl, clock, normal, 45)
+    assert used[-1] == "fp32" and len(ctl.switches) == before + 1, ctl.switches[before:]

@@ -80,9 +80,8 @@ class AdaptiveController:
             backlog: frames that were waiting when this one started (0 = the loop keeps up).
 
         Step down at once when the smoothed cost passes the budget, one frame took longer than the frame interval,
-        or frames pile up; step up one level when the
-        current cost, scaled by the ratio of the two variants' costs, fits the budget, and has
-        for ``hold_s``. A step up that had to be undone at once is not tried again for a while (doubling, up to 8 s),
+        or frames pile up; step up, to the best variant whose predicted cost (the current cost scaled by the ratio of
+        the two variants' costs) fits the budget, once some step up has fitted for ``hold_s``. A step up that had to be undone at once is not tried again for a while (doubling, up to 8 s),
         unless the current variant has become clearly cheaper (under 0.7 x its cost when that step up failed): the
         device recovered.
 
@@ -97,7 +96,8 @@ class AdaptiveController:
         #    self.interval_ms, or backlog >= 2.
         #    A step down right after a step up means that step up failed: back off from it (self._backoff) and note
         #    what the lower variant cost then (self._failed_from, from self._left_ewma).
-        # 4. Step up when ewma * costs[up] / costs[level] < budget, no backlog, no back-off (or the current cost
-        #    fell under 0.7 x self._failed_from[up]: the device recovered), and that has
+        # 4. Step up to the best level i < self.level with ewma * costs[i] / costs[level] <= budget and no back-off
+        #    (or the current cost fell under 0.7 x self._failed_from[i]: the device recovered), once one has fitted,
+        #    with no backlog,
         #    held for hold_s (restart the wait, self.affordable_since = now, whenever it does not hold).
         raise NotImplementedError("Task 4.10: see EDGE_DEPLOYMENT_GUIDE.md#task-410-adaptive-inference")
