@@ -81,9 +81,9 @@ class AdaptiveController:
 
         Step down at once when the smoothed cost passes the budget, one frame took longer than the frame interval,
         or frames pile up; step up, to the best variant whose predicted cost (the current cost scaled by the ratio of
-        the two variants' costs) fits the budget, once some step up has fitted for ``hold_s``. A step up that had to be undone at once is not tried again for a while (doubling, up to 8 s),
-        unless the current variant has become clearly cheaper (under 0.7 x its cost when that step up failed): the
-        device recovered.
+        the two variants' costs) fits the budget, once some step up has fitted for ``hold_s``. A step up that had to
+        be undone at once is not tried again for a while (doubling, up to 8 s), unless the current variant has become
+        clearly cheaper (under 0.7 x its cost when that step up failed): the device recovered.
 
         Tolerance the grader applies (p4.edge.adaptive): during the grader's slowdown at most 15 % of frames miss
         the 50 ms deadline; after it, the variant in use before the slowdown is back within 2 s.
