@@ -13,6 +13,7 @@ The grader owns every clock: latency is the time from a frame's scheduled releas
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -135,6 +136,34 @@ def device_core() -> int:
     return max(os.sched_getaffinity(0))
 
 
+@contextlib.contextmanager
+def grader_off_core(core: int):
+    """Move every thread of the grader's process off the device's core for the run, when another core is allowed.
+
+    ``sched_setaffinity`` applies to one thread: each thread of ``/proc/self/task`` is moved, and threads started
+    meanwhile inherit the mask of the thread that starts them. Restored afterwards.
+    """
+    allowed = os.sched_getaffinity(0)
+    others = allowed - {core}
+    saved: dict[int, set[int]] = {}
+    if others:
+        for task in Path("/proc/self/task").iterdir():
+            tid = int(task.name)
+            try:
+                saved[tid] = os.sched_getaffinity(tid)
+                os.sched_setaffinity(tid, others)
+            except OSError:
+                pass
+    try:
+        yield
+    finally:
+        for tid, mask in saved.items():
+            try:
+                os.sched_setaffinity(tid, mask)
+            except OSError:
+                pass
+
+
 def _busy(core: int) -> subprocess.Popen:
     code = f"import os\nos.sched_setaffinity(0, {{{core}}})\nwhile True:\n    pass\n"
     return subprocess.Popen([sys.executable, "-I", "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -160,6 +189,13 @@ def slowdown_processes(pid: int, answered: int, interval_s: float, cpu_before: f
 
 def run_on_device(folder: str | Path, frames: np.ndarray, *, fps: float | None = 30.0, variant: str | None = None,
                   slow: tuple[float, float, int] | None = None, timeout_s: float = 120.0) -> DeviceRun:
+    """See :func:`_run_on_device`; the grader's own threads stay off the device's core meanwhile."""
+    with grader_off_core(device_core()):
+        return _run_on_device(folder, frames, fps=fps, variant=variant, slow=slow, timeout_s=timeout_s)
+
+
+def _run_on_device(folder: str | Path, frames: np.ndarray, *, fps: float | None = 30.0, variant: str | None = None,
+                   slow: tuple[float, float, int] | None = None, timeout_s: float = 120.0) -> DeviceRun:
     """Run the bundle in ``folder`` on ``frames`` under the edge profile.
 
     Args:

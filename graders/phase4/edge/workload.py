@@ -23,8 +23,8 @@ FPS = 30.0
 WIDTH, HEIGHT = 320, 240
 SEED = secrets.randbelow(10**6)
 #: The live run: normal, then slowed, then recovered (seconds); quick mode shortens each part.
-NORMAL_S, SLOW_S, AFTER_S = 5.0, 5.0, 4.0
-QUICK_NORMAL_S, QUICK_SLOW_S, QUICK_AFTER_S = 3.5, 3.5, 3.0
+NORMAL_S, SLOW_S, AFTER_S = 8.0, 5.0, 4.0
+QUICK_NORMAL_S, QUICK_SLOW_S, QUICK_AFTER_S = 4.0, 3.5, 3.0
 #: The first frames of the run are not graded for latency (the process settles after its ready line).
 SETTLE_S = 0.5
 

@@ -87,7 +87,7 @@ class AdaptiveController:
         clearly cheaper (under 0.7 x its cost when that step up failed): the device recovered.
 
         Tolerance the grader applies (p4.edge.adaptive): during the grader's slowdown at most 15 % of frames miss
-        the 50 ms deadline; after it, the variant in use before the slowdown is back within 2 s.
+        the 50 ms deadline; after it, the variant in use before the slowdown (or a better one) is back within 2 s.
 
         Guide: EDGE_DEPLOYMENT_GUIDE.md#task-410-adaptive-inference
         """
