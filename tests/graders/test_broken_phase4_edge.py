@@ -51,4 +51,4 @@ def test_a_controller_that_never_adapts_gets_no_adaptive_credit(tmp_path):
     g = grade_broken(tmp_path, PART, "controller.py", code, "p4.edge.adaptive", on_reference=True)
     c = g.criterion("p4.edge.adaptive")
     assert c["verdict"] == "fail" and c["points"] == 0, c
-    assert c["value"] > 15, c
+    assert c["value"] > 25, c
