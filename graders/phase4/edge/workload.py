@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...harness import threads
 from ...submission import SubmissionError
 from .device import DEADLINE_MS, DeviceRun, run_on_device
 
@@ -66,7 +67,9 @@ def fp32_detections(frames: np.ndarray) -> list[dict]:
 
     det = DigitsDetector(original())
     out = []
-    with torch.inference_mode():
+    # one thread: two OpenMP threads on a machine where something else holds a core wait for each other at every
+    # operator (a 10x slowdown beside a busy neighbour); one thread costs about 20 ms a frame
+    with threads(1), torch.inference_mode():
         for f in frames:
             d = det.detect_bgr(f)
             out.append({k: v.numpy() for k, v in d.items()})
