@@ -458,6 +458,13 @@ GLOSSARY: dict[str, str] = {
                              "the normal part of the run, %: another process shared the core (0 on a free core).",
     "after_contention_pct": "The same share after the slowdown ended, %: above 15 % the device had not recovered.",
     "normal_contention_pct": "The same share before the slowdown, %.",
+    "files": "The files in the bundle folder, paths relative to it.",
+    "timeline": "Per frame of the live run: its release time (s after the first frame), the variant that answered "
+                "it (none: unanswered) and its latency (ms); plotted as the variant timeline.",
+    "your_rows": "Your trade-off table: one row per variant with its median latency (ms), F1, model file size (bytes) "
+                 "and memory estimate (MiB).",
+    "grader_rows": "The grader's own run of each variant on the device: F1, median latency (ms), CPU ms per frame, "
+                   "peak RSS (MiB), model file size (bytes).",
     "front": "The variants on the Pareto front of your rows (nothing beats them on every axis).",
 }
 
