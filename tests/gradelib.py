@@ -74,9 +74,11 @@ def reference_with(part_folder: str, file: str, old: str, new: str) -> str:
     return src.replace(old, new)
 
 
-def grade_broken(tmp: Path, part_folder: str, file: str, code: str, *criteria: str, on_reference: bool = False) -> Graded:
+def grade_broken(tmp: Path, part_folder: str, file: str, code: str, *criteria: str, on_reference: bool = False,
+                 also: dict[str, str] | None = None) -> Graded:
     """Grade ``criteria`` (quick mode) of a learner's copy whose ``starter/<file>`` is ``code``; the part's other
-    files are stubs, or with ``on_reference`` the reference's (for a part that only runs when every task is there).
+    files are stubs, or with ``on_reference`` the reference's (for a part that only runs when every task is there);
+    ``also`` replaces more files of ``starter/`` (name -> source) for a mistake that spans two files.
     Asserts the grader itself did not crash, so a test's verdict is about the submission."""
     sub = make_submission(tmp, {}, part_folder)
     if on_reference:
@@ -84,6 +86,8 @@ def grade_broken(tmp: Path, part_folder: str, file: str, code: str, *criteria: s
             if src.name != "__init__.py":
                 shutil.copyfile(src, sub / part_folder / "starter" / src.name)
     (sub / part_folder / "starter" / file).write_text(code)
+    for name, source in (also or {}).items():
+        (sub / part_folder / "starter" / name).write_text(source)
     phase = re.match(r"phase(\d+)_", part_folder).group(1)
     args = ["--phase", phase, "--part", part_folder.split("/")[1], "--quick", "--submission", str(sub)]
     for cid in criteria:

@@ -37,9 +37,16 @@ def test_a_bundle_that_reads_a_file_outside_its_folder_gets_no_credit(tmp_path):
 
 
 def test_a_controller_that_always_runs_the_cheapest_variant_gets_no_accuracy_credit(tmp_path):
+    # The reference's cheapest rung (the small model on half-size proposals) is itself 76-99 % as accurate as FP32,
+    # depending on the clip: always running it is sometimes a fair deal. This ladder ends on a rung that is too cheap
+    # to be accurate (quarter-size proposals), and the controller never leaves it.
     code = reference_with(PART, "controller.py", "        return self.variants[self.level]\n",
                           "        return self.variants[-1]  # BROKEN: always the cheapest rung\n")
-    g = grade_broken(tmp_path, PART, "controller.py", code, "p4.edge.accuracy", on_reference=True)
+    ladder = reference_with(PART, "bundle.py", '    ("small_half", "models/small_int8.onnx", 0.5),\n',
+                            '    ("small_half", "models/small_int8.onnx", 0.5),\n'
+                            '    ("small_quarter", "models/small_int8.onnx", 0.25),  # BROKEN: too cheap to see\n')
+    g = grade_broken(tmp_path, PART, "controller.py", code, "p4.edge.accuracy", on_reference=True,
+                     also={"bundle.py": ladder})
     c = g.criterion("p4.edge.accuracy")
     assert c["verdict"] == "fail" and c["points"] == 0, c
     assert c["value"] < 90, c
