@@ -74,7 +74,10 @@ def test_a_one_by_one_batcher_gets_no_throughput_credit(tmp_path):
     assert v["p3.batching.correct_under_load"] == "pass"           # correct, just not batched
     speed = g.criterion("p3.batching.speedup")
     assert speed["verdict"] == "fail" and speed["points"] == 0, speed
-    assert speed["value"] < 1.5 and speed["details"]["mean_batch_size"] == 1.0
+    # Next to nothing of the model's gain (in %, the pass mark is 65): noise alone moves a one-by-one batcher a
+    # few % either way (CI saw 1.7 %), so the bound is far from the pass mark, not at zero.
+    assert speed["value"] < 25 and speed["details"]["speedup_x"] < 1.3, speed
+    assert speed["details"]["mean_batch_size"] == 1.0
 
 
 def test_a_fast_but_wrong_batcher_gets_no_credit(tmp_path):
