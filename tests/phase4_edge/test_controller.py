@@ -77,6 +77,14 @@ def test_a_backlog_steps_down_even_when_frames_look_cheap():
     assert ctl.choose() != "fp32"
 
 
+def test_a_standing_queue_steps_down_though_each_frame_fits():
+    ctl, clock = make()
+    drive(ctl, clock, lambda v: 20.0, 2, backlog=1)
+    assert ctl.choose() == "fp32", "one or two frames that found another waiting are a hiccup, not a slow device"
+    drive(ctl, clock, lambda v: 20.0, 1, backlog=1)
+    assert ctl.choose() != "fp32", "a frame waiting each time three frames started is a standing queue: step down"
+
+
 def test_a_failed_step_up_is_not_retried_at_once():
     ctl, clock = make()
     drive(ctl, clock, normal, 5)

@@ -12,7 +12,11 @@ from __future__ import annotations
 import time
 from typing import Callable, Sequence
 
-__all__ = ["AdaptiveController"]
+__all__ = ["AdaptiveController", "QUEUED"]
+
+#: Frames in a row that found another one waiting (``backlog >= 1``) before the controller steps down: a standing
+#: queue. Each frame then waits for the one before it, late by a whole frame's cost, although each looks affordable.
+QUEUED = 3
 
 
 class AdaptiveController:
@@ -33,6 +37,7 @@ class AdaptiveController:
     Attributes (helpers, read them):
         level: index of the current variant in ``variants`` (0 = best).
         ewma_ms: smoothed cost of the current variant in ms (None until its first frame).
+        queued: frames of the current variant in a row that found another frame waiting.
         affordable_since: when a step up last started to look affordable (or the current variant was chosen).
         switches: list of ``(time_s, from_name, to_name)``, every change of variant.
     """
@@ -57,6 +62,7 @@ class AdaptiveController:
         self._failed = [0] * len(variants)     # step ups to each variant that had to be undone
         self._failed_from = [0.0] * len(variants)  # the cost below each variant when a step up to it failed, ms
         self._left_ewma: float | None = None   # the smoothed cost of the variant left at the last switch, ms
+        self.queued = 0                       # frames in a row that found another frame waiting
 
     def choose(self) -> str:
         """The variant for the next frame (helper, written in full)."""
@@ -67,6 +73,7 @@ class AdaptiveController:
         self.switches.append((now, self.variants[self.level], self.variants[level]))
         self._left_ewma = self.ewma_ms
         self.level, self.ewma_ms, self.affordable_since, self._entered = level, None, now, now
+        self.queued = 0
 
     # -----------------------------------------------------------------------------------------------
     # ## Task 4.10: watch, step down, step back up
@@ -80,10 +87,12 @@ class AdaptiveController:
             backlog: frames that were waiting when this one started (0 = the loop keeps up).
 
         Step down at once when the smoothed cost passes the budget, one frame took longer than the frame interval,
-        or frames pile up; step up, to the best variant whose predicted cost (the current cost scaled by the ratio of
-        the two variants' costs) fits the budget, once some step up has fitted for ``hold_s``. A step up that had to
-        be undone at once is not tried again for a while (doubling, up to 8 s), unless the current variant has become
-        clearly cheaper (under 0.7 x its cost when that step up failed): the device recovered.
+        or frames pile up (``backlog >= 2``, or a frame waiting when each of the last ``QUEUED`` frames started: a
+        standing queue, every frame late by one frame's cost although each one looks affordable); step up, to the
+        best variant whose predicted cost (the current cost scaled by the ratio of the two variants' costs) fits the
+        budget, once some step up has fitted for ``hold_s``. A step up that had to be undone at once is not tried
+        again for a while (doubling, up to 8 s), unless the current variant has become clearly cheaper (under 0.7 x
+        its cost when that step up failed): the device recovered.
 
         Tolerance the grader applies (p4.edge.adaptive): during the grader's slowdown at most 25 % of frames miss
         the 50 ms deadline; after it, the variant in use before the slowdown (or a better one) is back within 2 s.
@@ -93,7 +102,8 @@ class AdaptiveController:
         # 1. Ignore a frame of another variant than the current one (chosen before a switch).
         # 2. Smooth: ewma = 0.7 * ewma + 0.3 * compute_ms (the first frame of a variant sets it).
         # 3. Step down (self._switch(self.level + 1)) when ewma > self.budget_ms, one frame took longer than
-        #    self.interval_ms, or backlog >= 2.
+        #    self.interval_ms, backlog >= 2, or a frame was waiting (backlog >= 1) when each of the last QUEUED frames
+        #    started (count them in self.queued: a standing queue).
         #    A step down right after a step up means that step up failed: back off from it (self._backoff) and note
         #    what the lower variant cost then (self._failed_from, from self._left_ewma).
         # 4. Step up to the best level i < self.level with ewma * costs[i] / costs[level] <= budget and no back-off
