@@ -11,6 +11,7 @@
 ## learner: make test-fast | the test suite without the slow tests
 ## learner: make test | the whole test suite (CI runs this)
 ## learner: make demo | Phase 4: your video pipeline on two generated clips, outputs in out/ (VIDEOS="a.avi b.avi": on yours)
+## learner: make triton | Phase 4: real Triton (nvidia-pytriton) in .venv-triton, from the OS's python3.11: the server part's peer
 ## learner: make edge-bundle | Phase 4: build your edge bundle into dist/edge (OUT=folder), the folder a device runs as it is
 ## learner: make data / make models | generate the cached data sets / train the small accuracy models
 ## learner: make fingerprint | this machine's fingerprint (the hardware profile grading uses)
@@ -28,6 +29,10 @@
 
 PYTHON ?= python3
 VENV   ?= .venv
+# Real Triton's virtualenv (Phase 4 server): the OS's python3.11, whose libpython3.11.so Triton's Python backend loads.
+TRITON_PYTHON ?= /usr/bin/python3.11
+TRITON_VENV   := .venv-triton
+TRITON_STAMP  := $(TRITON_VENV)/.installed
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
@@ -56,7 +61,7 @@ VIDEOS     ?=
 IMPL_ARG   := $(if $(filter command line environment,$(origin IMPL)),--impl $(IMPL))
 SUBMISSIONS ?=
 
-.PHONY: demo edge-bundle setup grade gradebook stability test test-fast test-task lint starters outcomes data models release \
+.PHONY: demo edge-bundle triton setup grade gradebook stability test test-fast test-task lint starters outcomes data models release \
 	gradescope fingerprint clean help
 
 # The learner copy (written by `make release`) has no reference/ folder: its help lists learner commands only.
@@ -75,7 +80,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Inference Lab needs Python 3.11 or newer")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,edge]"
+	$(PY) -m pip install --quiet -e ".[dev,edge,server]"
 	@touch $(STAMP)
 
 # GNU make exits 2 whenever a recipe fails, whatever the recipe's own code: the grader's code (0 every
@@ -101,6 +106,15 @@ stability: $(STAMP)
 		$(if $(filter 1 yes true,$(QUICK)),--quick) $(if $(PROFILE),--profile $(PROFILE)) $(if $(NEIGHBOUR),--neighbour $(NEIGHBOUR)) \
 		$(if $(TASK),--task $(TASK)) $(foreach c,$(CRITERION),--criterion $(c))
 
+triton: $(TRITON_STAMP)
+
+$(TRITON_STAMP): phase4_production/server/triton-requirements.txt
+	@test -x $(TRITON_PYTHON) || { echo "make triton needs the OS's python3.11 at $(TRITON_PYTHON) (Debian/Ubuntu: apt install python3.11-venv; or TRITON_PYTHON=...): Triton's Python backend loads its libpython3.11.so" >&2; exit 2; }
+	test -x $(TRITON_VENV)/bin/python || $(TRITON_PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TRITON_VENV)/bin/python -m pip install --quiet -r phase4_production/server/triton-requirements.txt
+	@touch $(TRITON_STAMP)
+
 edge-bundle: $(STAMP)
 	$(PY) -m phase4_production.edge bundle --out $(or $(OUT),dist/edge) $(IMPL_ARG)
 
@@ -113,7 +127,9 @@ data: $(STAMP)
 models: $(STAMP)
 	$(PY) -m labdata.train --all
 
+# Real Triton is the server part's peer: its tests skip, saying why, where `make triton` cannot run.
 test: $(STAMP) models
+	-@$(MAKE) --no-print-directory triton
 	$(PY) -m pytest --durations=30
 
 test-fast: $(STAMP)
