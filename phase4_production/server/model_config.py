@@ -27,7 +27,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from google.protobuf.message import Message
 
-__all__ = ["CONFIG_FILE", "ConfigError", "model_config_pb2", "parse_config", "read_config", "write_config",
+__all__ = ["CONFIG_FILE", "ConfigError", "RepositoryError", "model_config_pb2", "parse_config", "read_config", "write_config",
            "v2_datatype", "config_datatype"]
 
 CONFIG_FILE = "config.pbtxt"
@@ -47,6 +47,10 @@ model_config_pb2 = _schema()
 
 class ConfigError(ValueError):
     """A ``config.pbtxt`` that is missing, is not valid text format, or does not match Triton's schema."""
+
+
+class RepositoryError(ValueError):
+    """A model folder that cannot be served: the message names the model and what is wrong."""
 
 
 def parse_config(text: str, source: str = CONFIG_FILE) -> Message:

@@ -1,4 +1,40 @@
 # REFERENCE SOLUTION: excluded from the learner release (make release).
-"""Phase 4, part ``server``: the public API the graders will call. Planned: no exercise yet."""
+"""Phase 4 starter (part server): a KServe v2 inference server, measured against real Triton. Fill in every
+``NotImplementedError``.
 
-__all__: list[str] = []
+Work through the tasks in order, reading the matching section of ``phase4_production/SERVER_DEPLOYMENT_GUIDE.md``
+first:
+
+    Task 4.12  server.py      InferenceServer.find_model, .metadata,           a KServe v2 server
+                              .check_inputs, .infer
+    Task 4.13  repository.py  select_versions, check_config,                   a model repository
+                              load_repository, build_repository
+
+Check one task with ``make grade PHASE=4 PART=server TASK=N``; serve your repository with
+``python -m phase4_production.server repository`` then ``... serve``. ``protocol.py``, ``model_config.py``,
+``app.py`` and ``triton_peer.py``, beside this folder, and the helpers marked "written in full" are complete.
+"""
+from ..app import ServerThread, make_app
+from ..model_config import ConfigError, read_config, write_config
+from ..protocol import InferRequest, ProtocolError, parse_infer_request
+from .repository import (
+    RepositoryError,
+    ServedModel,
+    build_repository,
+    check_config,
+    classifier,
+    load_repository,
+    onnx_signature,
+    select_versions,
+)
+from .server import InferenceServer
+
+__all__ = [
+    # helpers (written in full)
+    "ServerThread", "make_app", "ConfigError", "read_config", "write_config", "InferRequest", "ProtocolError",
+    "parse_infer_request", "ServedModel", "RepositoryError", "onnx_signature", "classifier",
+    # Task 4.12
+    "InferenceServer",
+    # Task 4.13
+    "select_versions", "check_config", "load_repository", "build_repository",
+]

@@ -1,0 +1,36 @@
+"""Part p4.server graded end to end on broken submissions: each gets no credit for the criterion it breaks.
+
+Each submission is the whole reference with one mistake in one file; each grade runs only the criterion the test
+asserts, in quick mode (5-15 s each).
+"""
+from __future__ import annotations
+
+import pytest
+
+from gradelib import grade_broken, reference_with
+
+pytestmark = [pytest.mark.grading, pytest.mark.slow]
+
+PART = "phase4_production/server"
+
+
+def test_a_server_that_answers_500_to_a_malformed_request_gets_no_protocol_credit(tmp_path):
+    # input names are not checked: a request without the model's input reaches given[name], a KeyError, which the
+    # app answers 500
+    code = reference_with(PART, "server.py", "        missing = sorted(set(expected) - set(given))\n",
+                          "        missing = unknown = []  # BROKEN: input names are not checked\n")
+    code = code.replace("        if unknown:\n            raise ProtocolError(400, f\"model '{model.name}' has no input",
+                        "        if False:\n            raise ProtocolError(400, f\"model '{model.name}' has no input")
+    g = grade_broken(tmp_path, PART, "server.py", code, "p4.server.protocol", on_reference=True)
+    c = g.criterion("p4.server.protocol")
+    assert c["verdict"] == "fail" and c["points"] == 0, c
+    assert "unknown input" in c["message"] and "status 500" in c["message"], c["message"]
+
+
+def test_a_loader_that_serves_every_version_gets_no_repository_credit(tmp_path):
+    old = "    policy = config.version_policy.WhichOneof(\"policy_choice\") or \"latest\"\n"
+    code = reference_with(PART, "repository.py", old, "    policy = \"all\"  # BROKEN: the version policy is ignored\n")
+    g = grade_broken(tmp_path, PART, "repository.py", code, "p4.server.repository", on_reference=True)
+    c = g.criterion("p4.server.repository")
+    assert c["verdict"] == "fail" and c["points"] == 0, c
+    assert "select_versions" in c["message"] and "expected [3]" in c["message"], c["message"]
