@@ -19,14 +19,12 @@ import pytest
 
 from ...plugin import criterion
 from ...submission import LearnerError
-from .workload import CONFIG, affine, affine_repository
+from .workload import CONFIG, ConfigError, affine, affine_repository, parse_config, read_config, trusted_peer, v2_datatype
 
 ATOL = 1e-4
 
 
 def _policy(text: str):
-    from phase4_production.server.model_config import parse_config
-
     return parse_config('name: "m"\n' + text)
 
 
@@ -59,7 +57,6 @@ def _own_repository_problems(learner, root: Path) -> tuple[list[str], Path | Non
     import torch
 
     from labdata import catalog
-    from phase4_production.server.model_config import ConfigError, read_config, v2_datatype
 
     problems: list[str] = []
     try:
@@ -99,8 +96,6 @@ def _own_repository_problems(learner, root: Path) -> tuple[list[str], Path | Non
 
 @criterion("p4.server.repository")
 def test_repository(grade, learner):
-    from phase4_production.server.model_config import parse_config
-
     root = Path(tempfile.mkdtemp(prefix="p4-server-repo-"))
     problems: list[str] = []
     error = learner.attr("RepositoryError")
@@ -172,10 +167,10 @@ def test_repository(grade, learner):
 def test_parity(grade, learner, quick):
     import tritonclient.http as th
 
-    from phase4_production.server.app import ServerThread
-    from phase4_production.server.triton_peer import PeerError, TritonPeer, triton_available
-
-    why = triton_available()
+    peer_module = trusted_peer()
+    PeerError, TritonPeer = peer_module.PeerError, peer_module.TritonPeer
+    ServerThread = learner.attr("ServerThread")  # the part's HTTP side, as the learner's copy has it
+    why = peer_module.triton_available()
     if why:
         pytest.skip(why)
     root = Path(tempfile.mkdtemp(prefix="p4-server-parity-"))

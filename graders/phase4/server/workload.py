@@ -1,6 +1,11 @@
 """What the server criteria share: the grader's own ``affine`` repository and model loader, and raw HTTP calls.
 
-``phase4_production`` is imported inside functions only: the learner's copy of it must be the one imported.
+The grader imports nothing of ``phase4_production``: the learner's copy of it is theirs. What it needs of the
+part's helpers comes from the learner's exports where it is part of their server (``ServerThread``,
+``parse_infer_request``), and from the grader's own reading where it measures: ``config.pbtxt`` parsed here against
+Triton's schema (``tritonclient``), and real Triton started from the course's own ``triton_peer.py``
+(:func:`trusted_peer`, loaded by path from the grader's copy, never the submission's).
+
 The grader never trusts the learner's loader where it grades something else: ``p4.server.protocol`` serves models
 the grader loaded itself (:class:`GraderModel`, the same attributes as the part's ``ServedModel``), so Task 4.12 is
 graded on its own, whatever state Task 4.13 is in.
@@ -8,6 +13,7 @@ graded on its own, whatever state Task 4.13 is in.
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +22,8 @@ from typing import Any
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from ...course import REPO_ROOT
 
 TIMEOUT_S = 20.0
 
@@ -83,8 +91,6 @@ def grader_models(folder: Path, versions: list[int]) -> dict[str, dict[int, Grad
     """The model folder's ``versions``, loaded by the grader (ONNX Runtime, one thread)."""
     import onnxruntime as ort
 
-    from phase4_production.server.model_config import read_config  # after the learner's copy is imported
-
     config = read_config(folder)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
@@ -117,3 +123,55 @@ def call(port: int, method: str, path: str, body: bytes | None = None, headers: 
         return Reply(0, {}, f"{type(e).__name__}: {e}".encode())
     finally:
         conn.close()
+
+
+class ConfigError(ValueError):
+    """A ``config.pbtxt`` Triton would refuse (the grader's own reading)."""
+
+
+def parse_config(text: str, source: str = "config.pbtxt"):
+    """``config.pbtxt`` text -> ``model_config_pb2.ModelConfig``, against Triton's schema; ConfigError if refused."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    config = model_config_pb2.ModelConfig()
+    try:
+        text_format.Parse(text, config)
+    except text_format.ParseError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    return config
+
+
+def read_config(folder: Path):
+    path = Path(folder) / "config.pbtxt"
+    try:
+        return parse_config(path.read_text(encoding="utf-8"), str(path))
+    except OSError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def v2_datatype(data_type: int) -> str:
+    from tritonclient.grpc import model_config_pb2
+
+    name = model_config_pb2.DataType.Name(data_type)
+    return "BYTES" if name == "TYPE_STRING" else name.removeprefix("TYPE_")
+
+
+_PEER = None
+
+
+def trusted_peer():
+    """The course's own ``phase4_production/server/triton_peer.py``, loaded by path from the grader's copy.
+
+    A submission's copy of that file could start anything and call it Triton; this one starts the real binary. Its
+    module-level imports are the standard library's; the peer process runs from the grader's copy too (its
+    ``REPO_ROOT`` is this file's repository).
+    """
+    global _PEER
+    if _PEER is None:
+        path = REPO_ROOT / "phase4_production" / "server" / "triton_peer.py"
+        spec = importlib.util.spec_from_file_location("_inference_lab_trusted_triton_peer", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _PEER = module
+    return _PEER
