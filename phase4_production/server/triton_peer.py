@@ -50,7 +50,14 @@ TRITON_PYTHON = TRITON_VENV / "bin" / "python"
 
 
 class PeerError(RuntimeError):
-    """The Triton peer could not start, did not become ready in time, or its model repository is unusable."""
+    """The Triton peer could not start, did not become ready in time, or its model repository is unusable.
+
+    ``retry``: the failure was Triton's start-up, not the repository (``TritonPeer.start`` tries again).
+    """
+
+    def __init__(self, message: str, *, retry: bool = False):
+        super().__init__(message)
+        self.retry = retry
 
 
 def free_port() -> int:
@@ -91,10 +98,28 @@ class TritonPeer:
         self.ready: dict = {}
         self._lines: collections.deque[str] = collections.deque(maxlen=200)
 
-    def start(self) -> TritonPeer:
+    def start(self, attempts: int = 3) -> TritonPeer:
+        """Start real Triton and wait until the model is ready; returns self.
+
+        Triton's own start-up is tried up to ``attempts`` times (nvidia-pytriton's Python backend now and then fails
+        its first handshake on a loaded machine; a port taken meanwhile fails the same way); a repository it
+        cannot serve fails at once.
+
+        Raises:
+            PeerError: not available here, the repository cannot be served, or Triton did not start.
+        """
         why = triton_available()
         if why:
             raise PeerError(why)
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once()
+            except PeerError as e:
+                if not e.retry or attempt == attempts:
+                    raise
+
+    def _start_once(self) -> TritonPeer:
+        self.ready, self._lines = {}, collections.deque(maxlen=200)
         self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
         cmd = [str(TRITON_PYTHON), "-m", "phase4_production.server.triton_peer", "--model", str(self.model_dir),
                "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
@@ -116,11 +141,13 @@ class TritonPeer:
                    else f"was not ready within {self.ready_timeout_s:.0f} s")
             tail = self.log_tail()
             self.stop()
-            raise PeerError(f"real Triton {why}: {tail}")
+            raise PeerError(f"real Triton {why}: {tail}", retry=True)
         if not self.ready.get("ready"):
             tail = self.ready.get("error") or self.log_tail()
+            retry = bool(self.ready.get("retry"))
             self.stop()
-            raise PeerError(f"real Triton could not serve {self.model_dir}: {tail}")
+            raise PeerError(("real Triton did not start: " if retry else f"real Triton could not serve "
+                             f"{self.model_dir}: ") + tail, retry=retry)
         return self
 
     def _read(self, proc: subprocess.Popen, got: threading.Event) -> None:
@@ -211,6 +238,10 @@ def _version_folder(model_dir: Path, version: int | None) -> Path:
     raise PeerError(f"{model_dir}: no version {version} (have {[v for v, _ in versions]})")
 
 
+class _TritonStartError(RuntimeError):
+    """Triton itself failed to start (not the repository): worth another try."""
+
+
 def _serve(args: argparse.Namespace) -> None:
     import numpy as np
     import onnxruntime as ort
@@ -251,11 +282,13 @@ def _serve(args: argparse.Namespace) -> None:
                       allow_sagemaker=False, allow_vertex_ai=False, allow_gpu_metrics=False, exit_timeout_secs=5)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    infer_funcs = [make_infer() for _ in range(count)]  # an ONNX file ONNX Runtime refuses fails here, not in Triton
+    inputs, outputs = tensors(cfg.input), tensors(cfg.output)
     try:
         with Triton(config=tc, workspace=str(Path(scratch) / "workspace")) as triton:
             name = cfg.name or model_dir.name
-            triton.bind(model_name=name, infer_func=[make_infer() for _ in range(count)], inputs=tensors(cfg.input),
-                        outputs=tensors(cfg.output), model_version=int(folder.name), config=config, strict=True)
+            triton.bind(model_name=name, infer_func=infer_funcs, inputs=inputs,
+                        outputs=outputs, model_version=int(folder.name), config=config, strict=True)
             triton.run()
             print(json.dumps({"ready": True, "model": name, "version": folder.name, "instances": count,
                               "max_batch_size": cfg.max_batch_size,
@@ -263,6 +296,8 @@ def _serve(args: argparse.Namespace) -> None:
                               "preferred_batch_size": list(db.preferred_batch_size), "pid": os.getpid()}), flush=True)
             threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
             stop.wait()
+    except Exception as e:  # Triton's own start-up (its processes, sockets, the Python backend's handshake)
+        raise _TritonStartError(f"{type(e).__name__}: {e}") from e
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -278,7 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         _serve(args)
-    except Exception as e:  # the launcher reports it; Triton's own log is on stderr
+    except _TritonStartError as e:
+        print(json.dumps({"ready": False, "error": str(e), "retry": True}), flush=True)
+        return 1
+    except Exception as e:  # the repository: the launcher reports it; Triton's own log is on stdout
         print(json.dumps({"ready": False, "error": f"{type(e).__name__}: {e}"}), flush=True)
         return 1
     return 0
