@@ -2,8 +2,10 @@
 
 - ``repository --out model_repository``: your ``build_repository`` (the digit classifier, Triton's layout), then
   the folder loaded the way your server loads it.
-- ``serve --repository model_repository [--port 8000]``: your ``load_repository`` + ``InferenceServer`` behind
-  ``app.make_app`` on 127.0.0.1 until Ctrl-C; try ``curl localhost:8000/v2/models/digits``.
+- ``serve --repository model_repository [--port 8000] [--workers]``: your ``load_repository`` + ``InferenceServer``
+  (with ``--workers``: your ``ScaledServer``, worker processes as each ``instance_group`` says) behind
+  ``app.make_app`` on 127.0.0.1 until Ctrl-C or SIGTERM, which drain it (``docker stop`` sends SIGTERM); try
+  ``curl localhost:8000/v2/models/digits``.
 - ``triton --model model_repository/digits``: real Triton (``make triton`` first) serving the same folder, until
   Ctrl-C.
 
@@ -13,8 +15,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
-import time
+import threading
 from pathlib import Path
 
 __all__ = ["main", "build_parser"]
@@ -35,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--repository", type=Path, default=Path("model_repository"))
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--threads", type=int, default=2, help="inference threads")
+    s.add_argument("--workers", action="store_true",
+                   help="serve with worker processes and dynamic batching (Task 4.14's ScaledServer)")
+    s.add_argument("--host", default="127.0.0.1", help="the address to listen on (0.0.0.0 in a container)")
     t = sub.add_parser("triton", help="serve one model folder with real Triton (make triton first)")
     t.add_argument("--model", type=Path, default=Path("model_repository/digits"))
     for p in (r, s):
@@ -44,11 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _wait_for_ctrl_c() -> None:
+    """Return on Ctrl-C or SIGTERM (what ``docker stop`` and Kubernetes send before they kill)."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        while True:
-            time.sleep(3600)
+        while not stop.wait(3600):
+            pass
     except KeyboardInterrupt:
         pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,10 +92,18 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from .app import ServerThread
 
-        server = mod.InferenceServer(mod.load_repository(args.repository))
-        with ServerThread(server, port=args.port, threads=args.threads) as running:
-            print(f"serving {sorted(server.models)} on {running.base}/v2 (Ctrl-C stops it)", flush=True)
-            _wait_for_ctrl_c()
+        models = mod.load_repository(args.repository)
+        server = mod.ScaledServer(models).start() if args.workers else mod.InferenceServer(models)
+        try:
+            with ServerThread(server, host=args.host, port=args.port, threads=args.threads) as running:
+                extra = f", worker processes {server.worker_pids()}" if args.workers else ""
+                print(f"serving {sorted(server.models)} on {running.base}/v2{extra} (Ctrl-C or SIGTERM drains and "
+                      "stops it)", flush=True)
+                _wait_for_ctrl_c()
+        finally:
+            if args.workers:
+                server.close(drain=True)
+        print("drained and stopped", flush=True)
         return 0
     except NotImplementedError as e:
         print(f"not implemented yet: {e}", file=sys.stderr)

@@ -34,3 +34,26 @@ def test_a_loader_that_serves_every_version_gets_no_repository_credit(tmp_path):
     c = g.criterion("p4.server.repository")
     assert c["verdict"] == "fail" and c["points"] == 0, c
     assert "select_versions" in c["message"] and "expected [3]" in c["message"], c["message"]
+
+
+def test_a_pool_that_runs_each_request_alone_gets_no_scale_credit(tmp_path):
+    # no dynamic batching: every request is its own batch, a matrix-vector product per 2 frames
+    old = "                    rows, n = rows + p.rows, n + 1\n                    if not policy.batching:\n"
+    code = reference_with(PART, "pool.py", old,
+                          "                    rows, n = rows + p.rows, n + 1\n                    if True:  # BROKEN\n")
+    g = grade_broken(tmp_path, PART, "pool.py", code, "p4.server.scale", on_reference=True)
+    c = g.criterion("p4.server.scale")
+    if c["verdict"] == "skip":
+        pytest.skip(f"real Triton cannot run here: {c['message']}")
+    assert c["verdict"] == "fail" and c["points"] == 0, c
+    assert "real Triton" in c["message"], c["message"]
+
+
+def test_a_pool_that_drops_a_dead_workers_batch_gets_no_faults_credit(tmp_path):
+    # the supervisor restarts the worker but forgets the batch it was running: those clients never get an answer
+    old = "            retry = [p for p in batch if p.attempts < MAX_ATTEMPTS]\n"
+    code = reference_with(PART, "pool.py", old, "            retry = []  # BROKEN: the dead worker's batch is lost\n")
+    g = grade_broken(tmp_path, PART, "pool.py", code, "p4.server.faults", on_reference=True)
+    c = g.criterion("p4.server.faults")
+    assert c["verdict"] == "fail" and c["points"] == 0, c
+    assert "never answered" in c["message"] and "lost" in c["message"], c["message"]

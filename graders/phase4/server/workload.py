@@ -65,6 +65,60 @@ def affine(x: np.ndarray, version: int) -> np.ndarray:
     return x.astype(np.float32) @ w + b
 
 
+DENSE_WIDTH = 4096
+DENSE_CONFIG = """name: "dense"
+max_batch_size: 32
+input [ { name: "x" data_type: TYPE_FP32 dims: [ 4096 ] } ]
+output [ { name: "y" data_type: TYPE_FP32 dims: [ 16 ] } ]
+dynamic_batching { max_queue_delay_microseconds: 2000 preferred_batch_size: [ 16, 32 ] }
+instance_group [ { count: 2 kind: KIND_CPU } ]
+"""
+
+
+def dense_weights() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(2048)
+    w1 = (rng.normal(size=(DENSE_WIDTH, DENSE_WIDTH)) / np.sqrt(DENSE_WIDTH)).astype(np.float32)
+    return w1, (rng.normal(size=(DENSE_WIDTH, 16)) / np.sqrt(DENSE_WIDTH)).astype(np.float32)
+
+
+def dense_repository(root: Path, config: str = DENSE_CONFIG) -> Path:
+    """``root/dense``: y = relu(x @ W1) @ W2, x [n, 4096] -> y [n, 16], with a 64 MiB W1.
+
+    The grader's load model for scaling: one row costs reading all of W1 from memory (a matrix-vector product),
+    32 rows cost little more per batch (a matrix-matrix product reuses each weight 32 times), so a server that
+    batches serves several times the frames per second of one that runs each request alone.
+    """
+    w1, w2 = dense_weights()
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("MatMul", ["r", "W2"], ["y"])], "dense",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", DENSE_WIDTH])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 16])],
+        [numpy_helper.from_array(w1, "W1"), numpy_helper.from_array(w2, "W2")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    folder = root / "dense"
+    (folder / "1").mkdir(parents=True, exist_ok=True)
+    onnx.save(model, folder / "1" / "model.onnx")
+    (folder / "config.pbtxt").write_text(config, encoding="utf-8")
+    return folder
+
+
+def dense(x: np.ndarray) -> np.ndarray:
+    w1, w2 = dense_weights()
+    return np.maximum(x.astype(np.float32) @ w1, 0.0) @ w2
+
+
+def expected(kind: str, x: np.ndarray) -> np.ndarray:
+    """The right output of the grader's model ``kind`` ("dense", or "affine:V" for version V)."""
+    if kind == "dense":
+        return dense(x)
+    name, _, version = kind.partition(":")
+    if name == "affine" and version.isdigit():
+        return affine(x, int(version))
+    raise ValueError(f"no grader model {kind!r}")
+
+
 @dataclass
 class GraderModel:
     """The grader's own loaded model: what the part's ``ServedModel`` offers (name, version, config, path, run)."""

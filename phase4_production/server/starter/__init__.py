@@ -8,10 +8,13 @@ first:
                               .check_inputs, .infer
     Task 4.13  repository.py  select_versions, check_config,                   a model repository
                               load_repository, build_repository
+    Task 4.14  pool.py        WorkerPool.submit, .next_batch, .run_batch,      scale on one machine
+                              .close
+               scaled_server.py  ScaledServer.submit_infer
 
 Check one task with ``make grade PHASE=4 PART=server TASK=N``; serve your repository with
 ``python -m phase4_production.server repository`` then ``... serve``. ``protocol.py``, ``model_config.py``,
-``app.py`` and ``triton_peer.py``, beside this folder, and the helpers marked "written in full" are complete.
+``app.py``, ``workers.py`` and ``triton_peer.py``, beside this folder, and the helpers marked "written in full" are complete.
 """
 from ..app import ServerThread, make_app
 from ..model_config import ConfigError, read_config, write_config
@@ -26,6 +29,8 @@ from .repository import (
     onnx_signature,
     select_versions,
 )
+from .pool import BatchingPolicy, Pending, WorkerPool, batching_policy, instance_count, then
+from .scaled_server import ScaledServer
 from .server import InferenceServer
 
 __all__ = [
@@ -36,4 +41,6 @@ __all__ = [
     "InferenceServer",
     # Task 4.13
     "select_versions", "check_config", "load_repository", "build_repository",
+    # Task 4.14 (helpers: BatchingPolicy, Pending, batching_policy, instance_count, then)
+    "WorkerPool", "ScaledServer", "BatchingPolicy", "Pending", "batching_policy", "instance_count", "then",
 ]

@@ -1,0 +1,250 @@
+"""Task 4.14: the learner's ScaledServer (worker processes, dynamic batching, a supervisor, a drain) under load.
+
+Both criteria serve the grader's own models (``workload.py``), loaded by the grader, behind the part's HTTP side
+(``ServerThread`` from the learner's exports); the load comes from ``loadclient.py`` in its own process: 100+
+concurrent streams of binary-tensor requests built by ``tritonclient``, every answer checked against the model.
+
+- ``scale``: the ``dense`` model (a 64 MiB weight matrix: one row costs a matrix-vector product, 32 rows little
+  more) with ``instance_group { count: 2 }`` and ``dynamic_batching``, served by real Triton (``triton_peer``,
+  configured from the same ``config.pbtxt``) and by the learner's server, the same client and load, alternating in
+  one run. Measured: the learner's frames/s over real Triton's (best round of each). Every request must be answered
+  right; a server that runs requests one by one cannot keep up with one that batches.
+- ``faults``: the ``affine`` model with two instances under 40 streams; the grader SIGKILLs one of the learner's
+  worker processes mid-run (found as children of this process, not as the learner reports them). Measured:
+  requests not answered right, against the seed's 99.9 % availability: a 503 with ``Retry-After`` retried once
+  counts as answered when the retry is; a request lost (no reply) or wrong never does. The worker must be back
+  within 10 s. Then, under load again, the server is stopped: every request it admitted is answered (200), the
+  others refused cleanly (503 or a refused connection), none dropped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ...plugin import criterion
+from ...submission import LearnerError
+from .workload import CONFIG, DENSE_WIDTH, affine_repository, dense_repository, grader_models, trusted_peer
+
+LOADCLIENT = Path(__file__).with_name("loadclient.py")
+STREAMS = 100
+#: The availability the seed asks for.
+AVAILABILITY = 0.999
+RESTART_BOUND_S = 10.0
+
+
+def load(url: str, model: str, *, streams: int, duration: float, warmup: float = 1.0, rows: int, feature: str,
+         out_dims: str, inp: str = "x", out: str = "y", expect: str = "", timeline: bool = False,
+         timeout_s: float = 15.0) -> dict:
+    """Run the grader's load client against ``url`` and return its report (bounded in time)."""
+    cmd = [sys.executable, str(LOADCLIENT), "--url", url, "--model", model, "--input", inp, "--output", out,
+           "--rows", str(rows), "--feature", feature, "--out-dims", out_dims, "--streams", str(streams),
+           "--duration", str(duration), "--warmup", str(warmup), "--timeout", str(timeout_s)]
+    if expect:
+        cmd += ["--expect", expect]
+    if timeline:
+        cmd.append("--timeline")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + warmup + timeout_s + 60,
+                          cwd=str(Path(__file__).resolve().parents[3]))
+    if done.returncode != 0:
+        raise RuntimeError(f"the grader's load client failed: {done.stderr[-600:]}")
+    return json.loads(done.stdout)
+
+
+def child_pids(exclude: set[int] = frozenset()) -> set[int]:
+    """Live child processes of this process but the grader's load client (read from /proc, not asked of the
+    submission): a worker started by any thread of the learner's code is listed under that thread's task."""
+    pids: set[int] = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        try:
+            pids.update(int(p) for p in (task / "children").read_text().split())
+        except OSError:
+            continue
+    live = set()
+    for pid in pids - set(exclude):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if state != "Z" and LOADCLIENT.name.encode() not in cmdline:  # the grader's own load client is no worker
+            live.add(pid)
+    return live
+
+
+def _bad(report: dict) -> int:
+    return sum(n for k, n in report["counts"].items() if k != "ok")
+
+
+def _shutdown(learner, server, before: set[int]) -> str | None:
+    """Close the learner's server (no drain) and kill whatever worker process it left; its error, if any."""
+    error = None
+    try:
+        learner.call_obj(server.close, drain=False, timeout_s=5.0, what="ScaledServer.close")
+    except LearnerError as e:
+        error = str(e)
+    for pid in child_pids(before):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return error
+
+
+def _start(learner, models, what: str):
+    """The learner's ScaledServer on the grader's models, started, with a first request answered through it."""
+    before = child_pids()
+    server = learner.call("ScaledServer", models)
+    learner.call_obj(server.start, what=f"ScaledServer.start ({what})")
+    parse = learner.attr("parse_infer_request")
+    name = next(iter(models))
+    config = models[name][max(models[name])].config
+    width = int(config.input[0].dims[0])
+    body = json.dumps({"inputs": [{"name": config.input[0].name, "shape": [1, width], "datatype": "FP32",
+                                   "data": [0.5] * width}]}).encode()
+    try:
+        learner.call_obj(server.infer, name, None, parse(body), what="ScaledServer.submit_infer")
+    except LearnerError:
+        _shutdown(learner, server, before)
+        raise
+    return server
+
+
+@criterion("p4.server.scale")
+def test_scale(grade, learner, quick):
+    peer_module = trusted_peer()
+    why = peer_module.triton_available()
+    if why:
+        pytest.skip(why)
+    ServerThread = learner.attr("ServerThread")
+    root = Path(tempfile.mkdtemp(prefix="p4-server-scale-"))
+    folder = dense_repository(root)
+    rows, duration, rounds = 2, (3.0 if quick else 5.0), (1 if quick else 2)
+    kw = dict(streams=STREAMS, duration=duration, rows=rows, feature=str(DENSE_WIDTH), out_dims="16", expect="dense")
+    before = child_pids()
+    server = _start(learner, grader_models(folder, [1]), "the dense model")
+    results: dict[str, list[dict]] = {"real Triton": [], "your server": []}
+    try:
+        with peer_module.TritonPeer(folder) as peer, ServerThread(server, max_in_flight=4 * STREAMS,
+                                                                  threads=2) as mine:
+            for _ in range(rounds):
+                results["real Triton"].append(load(peer.http_url, "dense", **kw))
+                results["your server"].append(load(mine.url, "dense", **kw))
+    except peer_module.PeerError as e:
+        pytest.skip(f"real Triton could not start here: {e}")
+    finally:
+        _shutdown(learner, server, before)
+    best = {k: max(v, key=lambda r: r["frames_per_s"]) for k, v in results.items()}
+    errors = {k: sum(_bad(r) for r in v) for k, v in results.items()}
+    details = {"streams": STREAMS, "rows_per_request": rows, "rounds": rounds,
+               **{f"{k} {m}": [r[m] for r in v] for k, v in results.items()
+                  for m in ("frames_per_s", "p50_ms", "p99_ms", "counts")}}
+    if errors["your server"]:
+        first = next(r["counts"] for r in results["your server"] if _bad(r))
+        grade.fail(f"{errors['your server']} request(s) under {STREAMS} streams not answered right: {first}",
+                   details=details, value=0.0)
+        return
+    if not best["real Triton"]["frames_per_s"]:
+        pytest.skip(f"real Triton answered nothing right here ({best['real Triton']['counts']}): no peer to compare")
+    ratio = best["your server"]["frames_per_s"] / best["real Triton"]["frames_per_s"]
+    mine_, peer_ = best["your server"], best["real Triton"]
+    grade.record(ratio, details=details, message=(
+        f"{STREAMS} streams x {rows} frames: your server {mine_['frames_per_s']:.0f} frames/s (p50 "
+        f"{mine_['p50_ms']:.0f} ms, p99 {mine_['p99_ms']:.0f} ms), real Triton {peer_['frames_per_s']:.0f} frames/s "
+        f"(p50 {peer_['p50_ms']:.0f} ms, p99 {peer_['p99_ms']:.0f} ms): {ratio:.2f}x"))
+
+
+@criterion("p4.server.faults")
+def test_faults(grade, learner, quick):
+    ServerThread = learner.attr("ServerThread")
+    root = Path(tempfile.mkdtemp(prefix="p4-server-faults-"))
+    folder = affine_repository(root, versions=(1,), config=CONFIG.replace("count: 1", "count: 2"))
+    before = child_pids()
+    server = _start(learner, grader_models(folder, [1]), "the affine model, two instances")
+    problems: list[str] = []
+    details: dict = {}
+    kw = dict(rows=2, feature="4", out_dims="3", expect="affine:1", streams=40)
+    try:
+        workers = child_pids(before)
+        if len(workers) < 2:
+            grade.fail(f"instance_group {{ count: 2 }} started {len(workers)} worker process(es), expected 2",
+                       value=1.0)
+            return
+        victim = sorted(workers)[0]
+        running = ServerThread(server, max_in_flight=4 * STREAMS, threads=2).start()
+        try:
+            back: dict[str, float] = {}
+
+            def kill_and_watch() -> None:
+                """SIGKILL the victim, then time how long until two worker processes run again."""
+                os.kill(victim, signal.SIGKILL)
+                t_kill = back["killed_at"] = time.monotonic()
+                while time.monotonic() - t_kill < RESTART_BOUND_S:
+                    now = child_pids(before)
+                    if victim not in now and len(now) >= 2:
+                        back["s"] = time.monotonic() - t_kill
+                        return
+                    time.sleep(0.05)
+            killer = threading.Timer(1.5, kill_and_watch)
+            killer.start()
+            report = load(running.url, "affine", duration=3.0 if quick else 6.0, warmup=0.0, timeline=True, **kw)
+            killer.join()
+            back_s = back.get("s")
+        finally:
+            times: dict[str, float] = {}
+
+            def stop() -> None:
+                times["stop"] = time.monotonic()
+                running.stop()
+                times["stopped"] = time.monotonic()
+            stopper = threading.Timer(1.0, stop)
+            stopper.start()
+            try:
+                drain = load(running.url, "affine", duration=4.0, warmup=0.0, timeline=True, **kw)
+            finally:
+                stopper.join()
+    finally:
+        _shutdown(learner, server, before)
+    counts = report["counts"]
+    answered = counts.get("ok", 0)
+    availability = answered / max(1, report["requests"])
+    details.update({"kill": {"counts": counts, "retried": report["retried"], "availability": availability,
+                             "worker_back_s": back_s},
+                    "drain": {"counts": drain["counts"]}, "timeline": report.get("timeline", [])[:4000]})
+    if availability < AVAILABILITY:
+        problems.append(f"with a worker killed: {answered} of {report['requests']} requests answered right "
+                        f"({availability:.2%} < {AVAILABILITY:.1%}): {counts}")
+    silent = {k: counts[k] for k in ("lost", "wrong") if counts.get(k)}
+    if silent:
+        problems.append(f"with a worker killed: {sum(silent.values())} request(s) never answered or answered wrong "
+                        f"({silent}): a lost request is never allowed, whatever the rate")
+    if back_s is None:
+        problems.append(f"the killed worker was not replaced within {RESTART_BOUND_S:g} s")
+    # sent before stop() began: the server had taken them; each must be answered (200, or a 503 once not ready,
+    # whose retry may then find the server gone: "refused" means no connection, so nothing was sent to lose)
+    cut = times["stop"] - drain["t0"]
+    admitted = [o for a, _, o in drain["timeline"] if a < cut]
+    dropped: dict[str, int] = {}
+    for o in admitted:
+        if o not in ("ok", "http 503", "refused"):
+            dropped[o] = dropped.get(o, 0) + 1
+    details["drain"].update({"sent_before_stop": len(admitted), "stop_took_s": times["stopped"] - times["stop"],
+                             "dropped": dropped})
+    if dropped:
+        problems.append(f"stopping the server under load dropped or broke {sum(dropped.values())} of the "
+                        f"{len(admitted)} requests sent before the stop: {dropped}")
+    if not any(o == "ok" for o in admitted):
+        problems.append("no request was answered during the drain run")
+    grade.record(len(problems), details=details, message=(
+        "; ".join(problems) if problems else
+        f"worker killed under 40 streams: {answered}/{report['requests']} answered right ({availability:.2%}, "
+        f"{report['retried']} after a retry), worker back in {back_s:.1f} s; stopped under load: "
+        f"{len(admitted)} requests sent before the stop all answered, then {drain['counts']} in all"))

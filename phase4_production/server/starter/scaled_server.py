@@ -1,0 +1,95 @@
+"""Task 4.14 (2 of 2): Task 4.12's server with every model version served by a :class:`~.pool.WorkerPool`.
+
+``app.py`` sees ``submit_infer`` and awaits the Future it returns: a request waiting in a batcher's queue holds no
+thread of the front end, so 100+ concurrent streams cost 100+ small objects, not 100+ threads.
+
+Guide: SERVER_DEPLOYMENT_GUIDE.md#task-414-scale-on-one-machine
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+
+import numpy as np
+
+from ..protocol import InferRequest, ProtocolError
+from .pool import WorkerPool, then
+from .repository import ServedModel
+from .server import InferenceServer
+
+__all__ = ["ScaledServer", "DEFAULT_TIMEOUT_S"]
+
+#: Seconds a request may wait and run when neither the request nor the server says otherwise.
+DEFAULT_TIMEOUT_S = 30.0
+
+
+class ScaledServer(InferenceServer):
+    """Task 4.12's server with each model version served by a :class:`WorkerPool`.
+
+    Args:
+        models: as ``load_repository`` returns them (each version's config says its instances and batching).
+        name: the server's name.
+        timeout_s: a request's deadline when it sets none (seconds).
+        threads: ONNX Runtime threads per worker.
+
+    ``start()`` (helper) spawns every pool; ``close(drain=True)`` (helper) stops taking requests and closes them.
+    ``app.py`` sees :meth:`submit_infer` and awaits its Future instead of running ``infer`` on a thread.
+    """
+
+    def __init__(self, models: dict[str, dict[int, ServedModel]], *, name: str = "inference-lab",
+                 timeout_s: float = DEFAULT_TIMEOUT_S, threads: int = 1):
+        super().__init__(models, name=name)
+        self.timeout_s = timeout_s
+        self.pools = {(n, v): WorkerPool(m, threads=threads) for n, vs in models.items() for v, m in vs.items()}
+        self.ready = False
+
+    def start(self) -> ScaledServer:
+        """Start every pool; the server is ready after (helper, written in full)."""
+        for pool in self.pools.values():
+            pool.start()
+        self.ready = True
+        return self
+
+    def close(self, *, drain: bool = True, timeout_s: float = 30.0) -> None:
+        """Not ready (new requests get 503), then close every pool (helper, written in full)."""
+        self.ready = False
+        for pool in self.pools.values():
+            pool.close(drain=drain, timeout_s=timeout_s)
+
+    def __enter__(self) -> ScaledServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def worker_pids(self) -> list[int]:
+        """Every live worker process's id (helper)."""
+        return [pid for pool in self.pools.values() for pid in pool.worker_pids()]
+
+    def infer(self, name: str, version: str | None, request: InferRequest) -> list[tuple[str, np.ndarray, bool]]:
+        """The blocking form of :meth:`submit_infer` (helper, written in full)."""
+        return self.submit_infer(name, version, request).result()
+
+    def submit_infer(self, name: str, version: str | None, request: InferRequest) -> Future:
+        """Start an inference; returns a Future of what :meth:`InferenceServer.infer` returns.
+
+        Args:
+            name, version: as ``find_model``.
+            request: the parsed request; its ``parameters`` may hold ``timeout`` (microseconds).
+
+        - 503 (``retry_after_s=1``) when not ready; the model and inputs checked as in Task 4.12 (404/400 raised
+          here, at once, before anything is queued);
+        - the deadline: the request's ``timeout`` parameter (microseconds, as Triton's) when given, else
+          ``self.timeout_s``; a ``timeout`` that is not a positive number is a 400;
+        - ``self.pools[(model.name, model.version)].submit(...)`` with the rows (the inputs' first dimension when
+          ``max_batch_size > 0``, else 1), then :func:`then` to turn the outputs into ``(name, array, binary)``
+          as Task 4.12's ``infer`` does.
+
+        Raises:
+            ProtocolError: 503 while not ready or when the pool is closing; 404/400 from ``find_model`` and
+            ``check_inputs``; 400 for a bad ``timeout``. Later errors (504 past the deadline, 500 when the model
+            fails, 503 when a worker died twice) come through the Future.
+
+        Guide: SERVER_DEPLOYMENT_GUIDE.md#task-414-scale-on-one-machine
+        """
+        raise NotImplementedError("Task 4.14: see SERVER_DEPLOYMENT_GUIDE.md#task-414-scale-on-one-machine")
