@@ -9,6 +9,7 @@
     GET  /v2/models/<m>[/versions/<v>]/ready      server.find_model(m, v) -> 200 {"name", "ready": true}
     POST /v2/models/<m>[/versions/<v>]/infer      parse_infer_request -> server.infer (thread pool) -> encode
                                                   (or await server.submit_infer(...)'s Future, when it has one)
+    GET  /metrics                                 metrics.exposition(), when the server has ``metrics`` (Task 4.15)
 
 What this file does for every request, so that your code only decides: the body is read up to ``max_body_bytes``
 (413 beyond); a :class:`~phase4_production.server.protocol.ProtocolError` becomes its status and
@@ -18,7 +19,9 @@ answered 503 with ``Retry-After`` at once rather than queued without bound (a cl
 without bound only makes every request late). ``infer`` runs on a pool of ``threads`` threads (ONNX Runtime releases
 the GIL), so the event loop keeps accepting connections while models run; a server that has
 ``submit_infer(name, version, request) -> Future`` (Task 4.14's) is awaited instead, holding no thread while
-its request waits in a batcher's queue.
+its request waits in a batcher's queue. A server with ``metrics`` (Task 4.15's ``ServerMetrics``) gets its
+``observe`` as a middleware around every request and its exposition at ``GET /metrics`` (Triton serves metrics on a
+port of their own, 8002; here they share the API's port).
 
 :class:`ServerThread` runs the app on 127.0.0.1 in a thread of this process (tests, the grader, the notebook);
 ``python -m phase4_production.server serve`` runs it as a process.
@@ -61,7 +64,7 @@ def _error(e: ProtocolError) -> web.Response:
 
 
 def make_app(server: Any, *, max_body_bytes: int = MAX_BODY_BYTES, max_in_flight: int = 64, threads: int = 2,
-             retry_after_s: float = 1.0) -> web.Application:
+             retry_after_s: float = 1.0, metrics: Any = None) -> web.Application:
     """The aiohttp application serving ``server`` (an ``InferenceServer``) over the v2 protocol.
 
     Args:
@@ -71,6 +74,8 @@ def make_app(server: Any, *, max_body_bytes: int = MAX_BODY_BYTES, max_in_flight
         max_in_flight: inference requests admitted at once; the next ones get 503 + ``Retry-After``.
         threads: the inference thread pool's size.
         retry_after_s: the ``Retry-After`` of an overload 503, seconds.
+        metrics: has ``observe(request, handler, server)`` and ``exposition()``; default: ``server.metrics`` if the
+            server has it.
     """
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="infer")
     state = {"in_flight": 0}
@@ -140,7 +145,19 @@ def make_app(server: Any, *, max_body_bytes: int = MAX_BODY_BYTES, max_in_flight
         finally:
             state["in_flight"] -= 1
 
-    app = web.Application(client_max_size=max_body_bytes)
+    metrics = metrics if metrics is not None else getattr(server, "metrics", None)
+    middlewares = []
+    if metrics is not None:
+        @web.middleware
+        async def observed(request: web.Request, handler):
+            return await metrics.observe(request, handler, server)
+        middlewares.append(observed)
+
+        async def metrics_page(request):
+            return web.Response(body=metrics.exposition(),
+                                headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    app = web.Application(client_max_size=max_body_bytes, middlewares=middlewares)
     app[STATE] = state
     base = "/v2/models/{model}"
     app.add_routes([
@@ -149,6 +166,8 @@ def make_app(server: Any, *, max_body_bytes: int = MAX_BODY_BYTES, max_in_flight
         web.get(base + "/ready", route(model_ready)), web.get(base + "/versions/{version}/ready", route(model_ready)),
         web.post(base + "/infer", route(infer)), web.post(base + "/versions/{version}/infer", route(infer)),
     ])
+    if metrics is not None:
+        app.add_routes([web.get("/metrics", metrics_page)])
 
     async def close_pool(_app):
         pool.shutdown(wait=False, cancel_futures=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import signal
 import sys
 import threading
@@ -41,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", action="store_true",
                    help="serve with worker processes and dynamic batching (Task 4.14's ScaledServer)")
     s.add_argument("--host", default="127.0.0.1", help="the address to listen on (0.0.0.0 in a container)")
+    s.add_argument("--metrics", action="store_true",
+                   help="with --workers: Prometheus metrics at /metrics and a JSON access log on stderr (Task 4.15)")
     t = sub.add_parser("triton", help="serve one model folder with real Triton (make triton first)")
     t.add_argument("--model", type=Path, default=Path("model_repository/digits"))
     for p in (r, s):
@@ -92,11 +95,23 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from .app import ServerThread
 
+        if args.metrics and not args.workers:
+            print("--metrics needs --workers (the pools report their batches to it)", file=sys.stderr)
+            return 2
         models = mod.load_repository(args.repository)
-        server = mod.ScaledServer(models).start() if args.workers else mod.InferenceServer(models)
+        if args.metrics:
+            access = logging.getLogger("inference_lab.access")
+            access.setLevel(logging.INFO)
+            out = logging.StreamHandler()  # stderr: one JSON object per line, for a log collector
+            out.setFormatter(logging.Formatter("%(message)s"))
+            access.addHandler(out)
+            access.propagate = False
+        metrics = mod.ServerMetrics() if args.metrics else None
+        server = mod.ScaledServer(models, metrics=metrics).start() if args.workers else mod.InferenceServer(models)
         try:
             with ServerThread(server, host=args.host, port=args.port, threads=args.threads) as running:
                 extra = f", worker processes {server.worker_pids()}" if args.workers else ""
+                extra += f", metrics {running.base}/metrics" if args.metrics else ""
                 print(f"serving {sorted(server.models)} on {running.base}/v2{extra} (Ctrl-C or SIGTERM drains and "
                       "stops it)", flush=True)
                 _wait_for_ctrl_c()

@@ -57,3 +57,24 @@ def test_a_pool_that_drops_a_dead_workers_batch_gets_no_faults_credit(tmp_path):
     c = g.criterion("p4.server.faults")
     assert c["verdict"] == "fail" and c["points"] == 0, c
     assert "never answered" in c["message"] and "lost" in c["message"], c["message"]
+
+
+def test_metrics_that_count_a_malformed_request_as_a_failure_get_no_metrics_credit(tmp_path):
+    # every non-200 reply of a known model is counted as a failure: the 400s the grader sent are no failure of the
+    # model (Triton does not count them), so the failure counter is wrong
+    old = "        elif status >= 500:\n"
+    code = reference_with(PART, "metrics.py", old, "        elif status != 200:  # BROKEN: 4xx counted too\n")
+    g = grade_broken(tmp_path, PART, "metrics.py", code, "p4.server.metrics", on_reference=True)
+    c = g.criterion("p4.server.metrics")
+    assert c["verdict"] == "fail" and c["points"] == 0, c
+    assert "failures with reason OTHER" in c["message"], c["message"]
+
+
+def test_metrics_whose_histogram_is_in_milliseconds_get_no_metrics_credit(tmp_path):
+    old = "            self.latency.labels(**labels).observe(duration_s)\n"
+    code = reference_with(PART, "metrics.py", old,
+                          "            self.latency.labels(**labels).observe(duration_s * 1000)  # BROKEN: ms\n")
+    g = grade_broken(tmp_path, PART, "metrics.py", code, "p4.server.metrics", on_reference=True)
+    c = g.criterion("p4.server.metrics")
+    assert c["verdict"] == "fail" and c["points"] == 0, c
+    assert "wrong unit" in c["message"], c["message"]

@@ -260,32 +260,13 @@ def test_stopping_the_http_server_under_load_answers_every_request_it_took(scale
 def test_serve_with_workers_answers_and_drains_on_sigterm(tmp_path):
     """``python -m phase4_production.server serve --workers``: worker processes answer; SIGTERM (docker stop)
     drains and exits 0, leaving no worker behind."""
-    import subprocess
-    import sys
-    import urllib.error
-    import urllib.request
-
-    from phase4_production.server.triton_peer import REPO_ROOT, free_port
+    from .serve_cli import first_answer, start_serve
 
     affine_repository(tmp_path / "repo")
-    impl = p4s.__name__.rsplit(".", 1)[-1]
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "phase4_production.server", "serve", "--workers", "--repository",
-                             str(tmp_path / "repo"), "--port", str(port), "--impl", impl],
-                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, port = start_serve(tmp_path / "repo", p4s.__name__.rsplit(".", 1)[-1], "--workers")
     try:
         x = _x(3)
-        body = json.dumps({"inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP32",
-                                       "data": x.ravel().tolist()}]}).encode()
-        deadline, answer = time.monotonic() + 60, None
-        while answer is None and proc.poll() is None and time.monotonic() < deadline:
-            try:
-                req = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/affine/infer", data=body,
-                                             method="POST")
-                with urllib.request.urlopen(req, timeout=10) as r:
-                    answer = json.loads(r.read())
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.2)
+        answer = first_answer(proc, port, x)
         assert answer is not None, f"exit code {proc.poll()}"
         got = np.array(answer["outputs"][0]["data"], np.float32).reshape(3, 3)
         np.testing.assert_allclose(got, expected(x), atol=1e-5)

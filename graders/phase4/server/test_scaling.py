@@ -18,11 +18,8 @@ concurrent streams of binary-tensor requests built by ``tritonclient``, every an
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,91 +28,13 @@ from pathlib import Path
 import pytest
 
 from ...plugin import criterion
-from ...submission import LearnerError
+from .harness import bad, child_pids, load, shutdown, start_scaled
 from .workload import CONFIG, DENSE_WIDTH, affine_repository, dense_repository, grader_models, trusted_peer
 
-LOADCLIENT = Path(__file__).with_name("loadclient.py")
 STREAMS = 100
 #: The availability the seed asks for.
 AVAILABILITY = 0.999
 RESTART_BOUND_S = 10.0
-
-
-def load(url: str, model: str, *, streams: int, duration: float, warmup: float = 1.0, rows: int, feature: str,
-         out_dims: str, inp: str = "x", out: str = "y", expect: str = "", timeline: bool = False,
-         timeout_s: float = 15.0) -> dict:
-    """Run the grader's load client against ``url`` and return its report (bounded in time)."""
-    cmd = [sys.executable, str(LOADCLIENT), "--url", url, "--model", model, "--input", inp, "--output", out,
-           "--rows", str(rows), "--feature", feature, "--out-dims", out_dims, "--streams", str(streams),
-           "--duration", str(duration), "--warmup", str(warmup), "--timeout", str(timeout_s)]
-    if expect:
-        cmd += ["--expect", expect]
-    if timeline:
-        cmd.append("--timeline")
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + warmup + timeout_s + 60,
-                          cwd=str(Path(__file__).resolve().parents[3]))
-    if done.returncode != 0:
-        raise RuntimeError(f"the grader's load client failed: {done.stderr[-600:]}")
-    return json.loads(done.stdout)
-
-
-def child_pids(exclude: set[int] = frozenset()) -> set[int]:
-    """Live child processes of this process but the grader's load client (read from /proc, not asked of the
-    submission): a worker started by any thread of the learner's code is listed under that thread's task."""
-    pids: set[int] = set()
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        try:
-            pids.update(int(p) for p in (task / "children").read_text().split())
-        except OSError:
-            continue
-    live = set()
-    for pid in pids - set(exclude):
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if state != "Z" and LOADCLIENT.name.encode() not in cmdline:  # the grader's own load client is no worker
-            live.add(pid)
-    return live
-
-
-def _bad(report: dict) -> int:
-    return sum(n for k, n in report["counts"].items() if k != "ok")
-
-
-def _shutdown(learner, server, before: set[int]) -> str | None:
-    """Close the learner's server (no drain) and kill whatever worker process it left; its error, if any."""
-    error = None
-    try:
-        learner.call_obj(server.close, drain=False, timeout_s=5.0, what="ScaledServer.close")
-    except LearnerError as e:
-        error = str(e)
-    for pid in child_pids(before):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    return error
-
-
-def _start(learner, models, what: str):
-    """The learner's ScaledServer on the grader's models, started, with a first request answered through it."""
-    before = child_pids()
-    server = learner.call("ScaledServer", models)
-    learner.call_obj(server.start, what=f"ScaledServer.start ({what})")
-    parse = learner.attr("parse_infer_request")
-    name = next(iter(models))
-    config = models[name][max(models[name])].config
-    width = int(config.input[0].dims[0])
-    body = json.dumps({"inputs": [{"name": config.input[0].name, "shape": [1, width], "datatype": "FP32",
-                                   "data": [0.5] * width}]}).encode()
-    try:
-        learner.call_obj(server.infer, name, None, parse(body), what="ScaledServer.submit_infer")
-    except LearnerError:
-        _shutdown(learner, server, before)
-        raise
-    return server
 
 
 @criterion("p4.server.scale")
@@ -130,7 +49,7 @@ def test_scale(grade, learner, quick):
     rows, duration, rounds = 2, (3.0 if quick else 5.0), (1 if quick else 2)
     kw = dict(streams=STREAMS, duration=duration, rows=rows, feature=str(DENSE_WIDTH), out_dims="16", expect="dense")
     before = child_pids()
-    server = _start(learner, grader_models(folder, [1]), "the dense model")
+    server = start_scaled(learner, grader_models(folder, [1]), "the dense model")
     results: dict[str, list[dict]] = {"real Triton": [], "your server": []}
     try:
         with peer_module.TritonPeer(folder) as peer, ServerThread(server, max_in_flight=4 * STREAMS,
@@ -141,14 +60,14 @@ def test_scale(grade, learner, quick):
     except peer_module.PeerError as e:
         pytest.skip(f"real Triton could not start here: {e}")
     finally:
-        _shutdown(learner, server, before)
+        shutdown(learner, server, before)
     best = {k: max(v, key=lambda r: r["frames_per_s"]) for k, v in results.items()}
-    errors = {k: sum(_bad(r) for r in v) for k, v in results.items()}
+    errors = {k: sum(bad(r) for r in v) for k, v in results.items()}
     details = {"streams": STREAMS, "rows_per_request": rows, "rounds": rounds,
                **{f"{k} {m}": [r[m] for r in v] for k, v in results.items()
                   for m in ("frames_per_s", "p50_ms", "p99_ms", "counts")}}
     if errors["your server"]:
-        first = next(r["counts"] for r in results["your server"] if _bad(r))
+        first = next(r["counts"] for r in results["your server"] if bad(r))
         grade.fail(f"{errors['your server']} request(s) under {STREAMS} streams not answered right: {first}",
                    details=details, value=0.0)
         return
@@ -168,7 +87,7 @@ def test_faults(grade, learner, quick):
     root = Path(tempfile.mkdtemp(prefix="p4-server-faults-"))
     folder = affine_repository(root, versions=(1,), config=CONFIG.replace("count: 1", "count: 2"))
     before = child_pids()
-    server = _start(learner, grader_models(folder, [1]), "the affine model, two instances")
+    server = start_scaled(learner, grader_models(folder, [1]), "the affine model, two instances")
     problems: list[str] = []
     details: dict = {}
     kw = dict(rows=2, feature="4", out_dims="3", expect="affine:1", streams=40)
@@ -212,7 +131,7 @@ def test_faults(grade, learner, quick):
             finally:
                 stopper.join()
     finally:
-        _shutdown(learner, server, before)
+        shutdown(learner, server, before)
     counts = report["counts"]
     answered = counts.get("ok", 0)
     availability = answered / max(1, report["requests"])

@@ -12,6 +12,8 @@ first:
     Task 4.14  pool.py        WorkerPool.submit, .next_batch, .run_batch,      scale on one machine
                               .close
                scaled_server.py  ScaledServer.submit_infer
+    Task 4.15  metrics.py     ServerMetrics.add_model, .record_batch,          monitoring
+                              .record_request, .observe
 
 Check one task with ``make grade PHASE=4 PART=server TASK=N``; serve your repository with
 ``python -m phase4_production.server repository`` then ``... serve``. ``protocol.py``, ``model_config.py``,
@@ -32,6 +34,7 @@ from .repository import (
 )
 from .pool import BatchingPolicy, Pending, WorkerPool, batching_policy, instance_count, then
 from .scaled_server import ScaledServer
+from .metrics import ACCESS_LOG, FAILURE_REASONS, LATENCY_BUCKETS_S, ServerMetrics, exposition
 from .server import InferenceServer
 
 __all__ = [
@@ -44,4 +47,6 @@ __all__ = [
     "select_versions", "check_config", "load_repository", "build_repository",
     # Task 4.14 (helpers: BatchingPolicy, Pending, batching_policy, instance_count, then)
     "WorkerPool", "ScaledServer", "BatchingPolicy", "Pending", "batching_policy", "instance_count", "then",
+    # Task 4.15 (helpers: exposition, ACCESS_LOG, FAILURE_REASONS, LATENCY_BUCKETS_S)
+    "ServerMetrics", "exposition", "ACCESS_LOG", "FAILURE_REASONS", "LATENCY_BUCKETS_S",
 ]

@@ -8,8 +8,10 @@ Guide: SERVER_DEPLOYMENT_GUIDE.md#task-414-scale-on-one-machine
 """
 from __future__ import annotations
 
+import functools
 import time
 from concurrent.futures import Future
+from typing import Any
 
 import numpy as np
 
@@ -32,16 +34,23 @@ class ScaledServer(InferenceServer):
         name: the server's name.
         timeout_s: a request's deadline when it sets none (seconds).
         threads: ONNX Runtime threads per worker.
+        metrics: a Task 4.15 ``ServerMetrics`` (or None): every model version is added to it, each pool reports its
+            batches to its ``record_batch``, and ``app.py`` serves it at ``GET /metrics``.
 
     ``start()`` (helper) spawns every pool; ``close(drain=True)`` (helper) stops taking requests and closes them.
     ``app.py`` sees :meth:`submit_infer` and awaits its Future instead of running ``infer`` on a thread.
     """
 
     def __init__(self, models: dict[str, dict[int, ServedModel]], *, name: str = "inference-lab",
-                 timeout_s: float = DEFAULT_TIMEOUT_S, threads: int = 1):
+                 timeout_s: float = DEFAULT_TIMEOUT_S, threads: int = 1, metrics: Any = None):
         super().__init__(models, name=name)
         self.timeout_s = timeout_s
         self.pools = {(n, v): WorkerPool(m, threads=threads) for n, vs in models.items() for v, m in vs.items()}
+        self.metrics = metrics
+        if metrics is not None:
+            for (n, v), pool in self.pools.items():
+                metrics.add_model(n, str(v))
+                pool.on_batch = functools.partial(metrics.record_batch, n, str(v))
         self.ready = False
 
     def start(self) -> ScaledServer:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import logging
 import threading
 import time
 from concurrent.futures import Future
@@ -36,6 +37,8 @@ from ..workers import Worker, WorkerDied, WorkerFailed
 from .repository import ServedModel
 
 __all__ = ["BatchingPolicy", "Pending", "WorkerPool", "batching_policy", "instance_count", "then"]
+
+log = logging.getLogger("inference_lab.server")
 #: How many times a request is run when its worker dies under it (the first try + one retry).
 MAX_ATTEMPTS = 2
 
@@ -145,6 +148,9 @@ class WorkerPool:
         self.workers: list[Worker | None] = [None] * self.count
         self.counts = collections.Counter()  # batches, rows, requeued, restarts, expired, failed
         self._threads: list[threading.Thread] = []
+        #: Called after each executed batch as ``on_batch(rows=, queue_s=[...], compute_s=)`` (Task 4.15's
+        #: ``ServerMetrics.record_batch``, bound to this model); None: nothing is reported.
+        self.on_batch: Callable[..., None] | None = None
 
     # --- helpers (written in full) ------------------------------------------------------------------------------
     def _new_worker(self, slot: int) -> Worker:
@@ -170,6 +176,7 @@ class WorkerPool:
                 return
             with self.cond:
                 self.busy += 1
+            worker, start = self.workers[slot], time.monotonic()
             try:
                 self.run_batch(slot, batch)
             except BaseException as e:  # noqa: BLE001 - a bug in run_batch must not strand its requests
@@ -179,6 +186,20 @@ class WorkerPool:
                 with self.cond:
                     self.busy -= 1
                     self.cond.notify_all()
+            self._report(batch, worker is self.workers[slot], start, time.monotonic())
+
+    def _report(self, batch: list[Pending], same_worker: bool, start: float, end: float) -> None:
+        """Tell ``on_batch`` about a batch that ran: every request answered with outputs by this run (its worker
+        was not replaced meanwhile: a requeued request is counted where it runs again)."""
+        if self.on_batch is None or not same_worker:
+            return
+        if not all(p.future.done() and p.future.exception() is None for p in batch):
+            return
+        try:
+            self.on_batch(rows=sum(p.rows for p in batch), queue_s=[start - p.queued_at for p in batch],
+                          compute_s=end - start)
+        except Exception:  # noqa: BLE001 - a metrics bug must not stop the worker's thread
+            log.exception("on_batch failed for model %s", self.model.name)
 
     def restart(self, slot: int) -> Worker:
         """The supervisor's restart: replace the worker of ``slot`` by a fresh process (retrying every 0.5 s while
