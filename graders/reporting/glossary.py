@@ -195,6 +195,16 @@ GLOSSARY: dict[str, str] = {
     "drain.sent_before_stop": "Requests sent before the stop began: each must be answered (200, or a 503).",
     "drain.stop_took_s": "Seconds ServerThread.stop took: stop being ready, answer what is in flight, close.",
     "drain.dropped": "Requests sent before the stop that were cut off or answered wrong, by outcome.",
+    # -- phase 4: server robustness (graders/phase4/server/test_robustness.py) --
+    "slow_loris": "While 100 connections sent their requests slowly: the grader's probe requests and what the 50 "
+                  "slow bodies got.",
+    "flood": "While 200 streams sent as fast as they could: the probe's answers and the flood's, by outcome.",
+    "after": "The server after both attacks: health, readiness and a probe request.",
+    "slow_loris.slow_bodies_answered_408": "Slow request bodies the server cut off with 408 after its body timeout "
+                                           "(of 50).",
+    "slow_loris.slow_body_answers": "The status lines the slow body senders received.",
+    "after.live": "HTTP status of /v2/health/live after the attacks (200: the server is up).",
+    "after.ready": "HTTP status of /v2/health/ready after the attacks (200: it takes requests).",
     # -- phase 4: server metrics (graders/phase4/server/test_metrics.py) --
     "load": "The grader's load of 16 concurrent streams, after its script of single requests.",
     "load.p95_ms": "95th-percentile latency of the load's requests, ms, measured by the grader's client.",

@@ -12,16 +12,17 @@
     GET  /metrics                                 metrics.exposition(), when the server has ``metrics`` (Task 4.15)
 
 What this file does for every request, so that your code only decides: the body is read up to ``max_body_bytes``
-(413 beyond); a :class:`~phase4_production.server.protocol.ProtocolError` becomes its status and
-``{"error": message}`` (with ``Retry-After`` for a 503); any other exception becomes a 500 with the exception in
-the message (a bug of the server: the grader counts it); more than ``max_in_flight`` inference requests at once are
-answered 503 with ``Retry-After`` at once rather than queued without bound (a client retries; a queue that grows
-without bound only makes every request late). ``infer`` runs on a pool of ``threads`` threads (ONNX Runtime releases
-the GIL), so the event loop keeps accepting connections while models run; a server that has
-``submit_infer(name, version, request) -> Future`` (Task 4.14's) is awaited instead, holding no thread while
-its request waits in a batcher's queue. A server with ``metrics`` (Task 4.15's ``ServerMetrics``) gets its
-``observe`` as a middleware around every request and its exposition at ``GET /metrics`` (Triton serves metrics on a
-port of their own, 8002; here they share the API's port).
+(413 beyond); a :class:`~phase4_production.server.protocol.ProtocolError` becomes its status and ``{"error":
+message}`` (with ``Retry-After`` for a 503); any other exception becomes a 500 with the exception in the message (a
+bug of the server: the grader counts it); more than ``max_in_flight`` inference requests at once are answered 503
+with ``Retry-After`` at once rather than queued without bound (a client retries; a queue that grows without bound
+only makes every request late); a request takes its slot only once its body has arrived, so slow senders cannot
+take them all (a body slower than ``body_timeout_s`` gets 408). ``infer`` runs on a pool of ``threads`` threads
+(ONNX Runtime releases the GIL), so the event loop keeps accepting connections while models run; a server that has
+``submit_infer(name, version, request) -> Future`` (Task 4.14's) is awaited instead, holding no thread while its
+request waits in a batcher's queue. A server with ``metrics`` (Task 4.15's ``ServerMetrics``) gets its ``observe``
+as a middleware around every request and its exposition at ``GET /metrics`` (Triton serves metrics on a port of
+their own, 8002; here they share the API's port).
 
 :class:`ServerThread` runs the app on 127.0.0.1 in a thread of this process (tests, the grader, the notebook);
 ``python -m phase4_production.server serve`` runs it as a process.
@@ -64,7 +65,7 @@ def _error(e: ProtocolError) -> web.Response:
 
 
 def make_app(server: Any, *, max_body_bytes: int = MAX_BODY_BYTES, max_in_flight: int = 64, threads: int = 2,
-             retry_after_s: float = 1.0, metrics: Any = None) -> web.Application:
+             retry_after_s: float = 1.0, metrics: Any = None, body_timeout_s: float = 30.0) -> web.Application:
     """The aiohttp application serving ``server`` (an ``InferenceServer``) over the v2 protocol.
 
     Args:
@@ -74,6 +75,8 @@ def make_app(server: Any, *, max_body_bytes: int = MAX_BODY_BYTES, max_in_flight
         max_in_flight: inference requests admitted at once; the next ones get 503 + ``Retry-After``.
         threads: the inference thread pool's size.
         retry_after_s: the ``Retry-After`` of an overload 503, seconds.
+        body_timeout_s: a request body not received in full within this many seconds is answered 408 (a client
+            that trickles it holds a connection, never an inference slot).
         metrics: has ``observe(request, handler, server)`` and ``exposition()``; default: ``server.metrics`` if the
             server has it.
     """
@@ -118,17 +121,23 @@ def make_app(server: Any, *, max_body_bytes: int = MAX_BODY_BYTES, max_in_flight
         return _json({"name": request.match_info["model"], "ready": True})
 
     async def infer(request):
+        # The body first, then a slot: a client that trickles its body (a slow-loris) holds a connection, never one
+        # of the max_in_flight slots the model's work is bounded by, and is cut off after body_timeout_s.
+        if request.content_length is not None and request.content_length > max_body_bytes:
+            raise ProtocolError(413, f"request body of {request.content_length} bytes is over this server's "
+                                f"limit of {max_body_bytes}")
+        try:
+            body = await asyncio.wait_for(request.read(), body_timeout_s)
+        except web.HTTPRequestEntityTooLarge:
+            raise ProtocolError(413, f"request body is over this server's limit of {max_body_bytes} bytes") from None
+        except asyncio.TimeoutError:
+            raise ProtocolError(408, f"the request body did not arrive within {body_timeout_s:g} s") from None
+        except ConnectionError:  # the client hung up mid-body: its fault, not the server's (nginx logs 499)
+            raise ProtocolError(499, "the client closed the connection before its body arrived") from None
         if state["in_flight"] >= max_in_flight:
             raise ProtocolError(503, f"overloaded: {max_in_flight} requests in flight; retry", retry_after_s)
         state["in_flight"] += 1
         try:
-            if request.content_length is not None and request.content_length > max_body_bytes:
-                raise ProtocolError(413, f"request body of {request.content_length} bytes is over this server's "
-                                    f"limit of {max_body_bytes}")
-            try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                raise ProtocolError(413, f"request body is over this server's limit of {max_body_bytes} bytes") from None
             raw = request.headers.get(HEADER_LENGTH)
             if raw is not None and not raw.strip().isdigit():
                 raise ProtocolError(400, f"{HEADER_LENGTH} must be a number of bytes, got {raw!r}")

@@ -78,3 +78,32 @@ def test_metrics_whose_histogram_is_in_milliseconds_get_no_metrics_credit(tmp_pa
     c = g.criterion("p4.server.metrics")
     assert c["verdict"] == "fail" and c["points"] == 0, c
     assert "wrong unit" in c["message"], c["message"]
+
+
+def test_a_front_end_that_gives_slow_clients_inference_slots_gets_no_robustness_credit(tmp_path):
+    # the app admits a request (takes one of max_in_flight) before its body has arrived, as this course's own app
+    # once did: 50 clients trickling their bodies hold every slot, and every other client gets 503
+    import shutil
+
+    from gradelib import ROOT, make_submission, run_grade
+
+    app = (ROOT / PART / "app.py").read_text()
+    head, tail = "    async def infer(request):\n", "            raw = request.headers.get(HEADER_LENGTH)\n"
+    assert app.count(head) == 1 and app.count(tail) == 1
+    admit_first = (head + '        if state["in_flight"] >= max_in_flight:\n'
+                   '            raise ProtocolError(503, "overloaded; retry", retry_after_s)\n'
+                   '        state["in_flight"] += 1  # BROKEN: a slot before the body has arrived\n'
+                   '        try:\n'
+                   '            body = await request.read()\n')
+    broken = app[:app.index(head)] + admit_first + app[app.index(tail):]
+    sub = make_submission(tmp_path, {}, PART)
+    for src in (ROOT / PART / "reference").glob("*.py"):
+        if src.name != "__init__.py":
+            shutil.copyfile(src, sub / PART / "starter" / src.name)
+    (sub / PART / "app.py").write_text(broken)
+    g = run_grade(tmp_path / "grade", "--phase", "4", "--part", "server", "--quick", "--submission", str(sub),
+                  "--criterion", "p4.server.robustness")
+    assert "Traceback" not in g.stdout and not g.results["grader_errors"], g.stdout[-3000:]
+    c = g.criterion("p4.server.robustness")
+    assert c["verdict"] == "fail" and c["points"] == 0, c
+    assert "slow clients connected" in c["message"], c["message"]

@@ -200,3 +200,22 @@ def test_serve_with_metrics_serves_the_page_and_logs_json_lines(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_a_client_that_hangs_up_mid_body_is_no_failure_of_the_model(served):
+    """A 499 (client closed the request), logged, counted by code, never a 500 nor a model failure."""
+    import socket
+
+    running, lines = served
+    s = socket.create_connection(("127.0.0.1", running.port), timeout=10)
+    s.sendall(b"POST /v2/models/affine/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{")
+    time.sleep(0.2)
+    s.close()
+    end = time.monotonic() + 5
+    while not lines and time.monotonic() < end:
+        time.sleep(0.05)
+    fams = _settle(f"{running.base}/metrics")
+    assert [json.loads(line)["status"] for line in lines] == [499]
+    assert value(fams, "nv_inference_request_failure", **LABELS) == 0
+    codes = {lab["code"]: v for n, lab, v in fams["inference_lab_http_responses"][1] if n.endswith("_total")}
+    assert codes == {"499": 1}

@@ -283,3 +283,28 @@ def test_serve_with_workers_answers_and_drains_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_slow_bodies_hold_no_inference_slot_and_get_408(scaled):
+    """Clients trickling their bodies (a slow-loris) take connections, not the slots max_in_flight bounds: others
+    are served meanwhile, and each slow body is answered 408 after body_timeout_s."""
+    import socket
+    import urllib.request
+
+    with ServerThread(scaled, max_in_flight=2, body_timeout_s=1.0) as running:
+        slow = []
+        for _ in range(4):
+            s = socket.create_connection(("127.0.0.1", running.port), timeout=10)
+            s.sendall(b"POST /v2/models/affine/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{")
+            slow.append(s)
+        time.sleep(0.2)
+        x = _x(2)
+        body = json.dumps({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32",
+                                       "data": x.ravel().tolist()}]}).encode()
+        req = urllib.request.Request(f"{running.base}/v2/models/affine/infer", data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200
+        answers = [s.recv(200).split(b"\r\n", 1)[0] for s in slow]  # after about 1 s
+        for s in slow:
+            s.close()
+    assert answers == [b"HTTP/1.1 408 Request Timeout"] * 4

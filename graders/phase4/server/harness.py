@@ -7,11 +7,13 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from ...submission import LearnerError
+from .workload import CONFIG, affine_repository, grader_models
 
-__all__ = ["LOADCLIENT", "load", "child_pids", "bad", "shutdown", "start_scaled"]
+__all__ = ["LOADCLIENT", "load", "child_pids", "bad", "shutdown", "start_scaled", "start_affine_pair"]
 
 LOADCLIENT = Path(__file__).with_name("loadclient.py")
 
@@ -97,3 +99,12 @@ def start_scaled(learner, models, what: str, **kwargs):
         shutdown(learner, server, before)
         raise
     return server
+
+
+def start_affine_pair(learner, prefix: str):
+    """The learner's ScaledServer on the grader's affine model with two instances (``count: 2``), started in a fresh
+    repository folder named ``prefix``: returns (the child processes there were before it, the server)."""
+    folder = affine_repository(Path(tempfile.mkdtemp(prefix=prefix)), versions=(1,),
+                               config=CONFIG.replace("count: 1", "count: 2"))
+    before = child_pids()
+    return before, start_scaled(learner, grader_models(folder, [1]), "the affine model, two instances")

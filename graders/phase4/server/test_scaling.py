@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 
 from ...plugin import criterion
-from .harness import bad, child_pids, load, shutdown, start_scaled
-from .workload import CONFIG, DENSE_WIDTH, affine_repository, dense_repository, grader_models, trusted_peer
+from .harness import bad, child_pids, load, shutdown, start_affine_pair, start_scaled
+from .workload import DENSE_WIDTH, dense_repository, grader_models, trusted_peer
 
 STREAMS = 100
 #: The availability the seed asks for.
@@ -84,10 +84,7 @@ def test_scale(grade, learner, quick):
 @criterion("p4.server.faults")
 def test_faults(grade, learner, quick):
     ServerThread = learner.attr("ServerThread")
-    root = Path(tempfile.mkdtemp(prefix="p4-server-faults-"))
-    folder = affine_repository(root, versions=(1,), config=CONFIG.replace("count: 1", "count: 2"))
-    before = child_pids()
-    server = start_scaled(learner, grader_models(folder, [1]), "the affine model, two instances")
+    before, server = start_affine_pair(learner, "p4-server-faults-")
     problems: list[str] = []
     details: dict = {}
     kw = dict(rows=2, feature="4", out_dims="3", expect="affine:1", streams=40)
