@@ -324,6 +324,8 @@ GLOSSARY: dict[str, str] = {
     "devices": "How many devices (worker processes, or GPUs) your router served on.",
     "rows_per_device": "Rows each worker process computed, from the grader's own record in shared memory (not your "
                        "stats()).",
+    "busy_ms_per_device": "Milliseconds each device's worker spent in the model's forward (wall clock): a device "
+                          "that got fewer rows because it was slower still shows its share of the time.",
     "batches_per_device": "Model calls each worker process made, from the grader's own record.",
     "throughput_per_s": "Requests answered per second over the whole load, as the grader's clients saw it.",
     "killed_after_rows": "Rows computed (all workers) when the grader killed one worker with SIGKILL.",

@@ -22,6 +22,8 @@ __all__ = ["SLOTS", "CountingFactory", "Counted", "WorkerRecord", "MachineScalin
 
 #: Most worker processes one record can follow.
 SLOTS = 16
+#: Per worker: pid, rows, calls, microseconds spent in the model's forward (wall clock, in the worker).
+FIELDS = 4
 
 
 class Counted(nn.Module):
@@ -32,15 +34,18 @@ class Counted(nn.Module):
         self.model, self.record = model, record
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = time.perf_counter_ns()
         y = self.model(x)
+        busy_us = (time.perf_counter_ns() - t) // 1000
         pid = os.getpid()
         with self.record.get_lock():
             arr = self.record.get_obj()
             for k in range(SLOTS):
-                if arr[3 * k] in (0, pid):
-                    arr[3 * k] = pid
-                    arr[3 * k + 1] += int(x.shape[0])
-                    arr[3 * k + 2] += 1
+                if arr[FIELDS * k] in (0, pid):
+                    arr[FIELDS * k] = pid
+                    arr[FIELDS * k + 1] += int(x.shape[0])
+                    arr[FIELDS * k + 2] += 1
+                    arr[FIELDS * k + 3] += busy_us
                     break
         return y
 
@@ -60,7 +65,7 @@ class WorkerRecord:
     """The shared record one router's workers write to: process id -> rows and calls."""
 
     def __init__(self) -> None:
-        self.array = tmp.get_context("spawn").Array("q", 3 * SLOTS)
+        self.array = tmp.get_context("spawn").Array("q", FIELDS * SLOTS)
 
     def factory(self, name: str) -> CountingFactory:
         return CountingFactory(name, self.array)
@@ -69,13 +74,20 @@ class WorkerRecord:
         """``{pid: (rows, calls)}`` for every worker that computed at least once."""
         with self.array.get_lock():
             a = list(self.array.get_obj())
-        return {a[3 * k]: (a[3 * k + 1], a[3 * k + 2]) for k in range(SLOTS) if a[3 * k]}
+        return {a[FIELDS * k]: (a[FIELDS * k + 1], a[FIELDS * k + 2]) for k in range(SLOTS) if a[FIELDS * k]}
+
+    def busy_ms(self) -> dict[int, float]:
+        """``{pid: ms}`` each worker spent computing (a worker that lost its core to another process takes longer
+        per row: a router that follows the work gives it fewer rows, and about as much time)."""
+        with self.array.get_lock():
+            a = list(self.array.get_obj())
+        return {a[FIELDS * k]: a[FIELDS * k + 3] / 1000.0 for k in range(SLOTS) if a[FIELDS * k]}
 
     def reset(self) -> None:
         with self.array.get_lock():
             arr = self.array.get_obj()
             for k in range(SLOTS):
-                arr[3 * k + 1] = arr[3 * k + 2] = 0
+                arr[FIELDS * k + 1] = arr[FIELDS * k + 2] = arr[FIELDS * k + 3] = 0
 
 
 def _machine_worker(name: str, device: str, core: int | None, batch: int, conn: Any) -> None:

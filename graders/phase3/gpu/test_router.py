@@ -186,6 +186,7 @@ def test_router_correct(grade, learner):
             run = served.load(xs)
             failed, wrong = served.wrong(run, xs)
             rows = served.record.snapshot()
+            busy = served.record.busy_ms()
             # A bad request is refused by submit itself, and the router still serves afterwards.
             try:
                 learner.call_obj(served.router.submit, torch.zeros(2, *served.shape), what="DeviceRouter.submit(bad)")
@@ -204,12 +205,21 @@ def test_router_correct(grade, learner):
     if len(rows) < N_CPU:
         problems.append(f"only {len(rows)} of the {N_CPU} devices computed anything: route to every live device")
     elif least < FAIR_SHARE_MIN / N_CPU:
-        problems.append(f"one device computed only {100 * least:.0f} % of the rows (at least {100 * FAIR_SHARE_MIN / N_CPU:.1f}"
-                        f" % with {N_CPU} devices): route to the device that owes the least work")
+        # Few rows are fair when the device was slow: another process held its core, each row took longer there,
+        # and a router that follows the work sends it less. Unfair is a device left idle: little time computing too.
+        slow = min(rows, key=lambda pid: rows[pid][0])
+        busy_total = sum(busy.values())
+        busy_share = busy.get(slow, 0.0) / busy_total if busy_total else 0.0
+        if busy_share < FAIR_SHARE_MIN / N_CPU:
+            problems.append(f"one device computed only {100 * least:.0f} % of the rows (at least "
+                            f"{100 * FAIR_SHARE_MIN / N_CPU:.1f} % with {N_CPU} devices) and was busy "
+                            f"{100 * busy_share:.0f} % of the devices' time: route to the device that owes the least "
+                            f"work")
     if left:
         problems.append(f"{len(left)} worker process(es) still running after close(): stop every worker")
     details = {"requests": n, "failed": failed, "wrong": wrong, "errors": run.error_kinds(),
                "rows_per_device": [r for r, _ in rows.values()], "batches_per_device": [c for _, c in rows.values()],
+               "busy_ms_per_device": [round(busy.get(pid, 0.0), 1) for pid in rows],
                "throughput_per_s": round(run.throughput, 1), "problems": problems}
     value = failed + wrong + len(problems)
     if failed or wrong:
