@@ -195,6 +195,15 @@ GLOSSARY: dict[str, str] = {
     "drain.sent_before_stop": "Requests sent before the stop began: each must be answered (200, or a 503).",
     "drain.stop_took_s": "Seconds ServerThread.stop took: stop being ready, answer what is in flight, close.",
     "drain.dropped": "Requests sent before the stop that were cut off or answered wrong, by outcome.",
+    # -- phase 4: the load tool (graders/phase4/server/test_loadtool.py) --
+    "server_requests": "Requests the grader's planned server received from your load tool (each retry is one).",
+    "server_kinds": "How the planned server answered them, by its plan: ok, wrong, 500, 503 (with Retry-After), "
+                    "cut (connection closed, no reply).",
+    "your_outcomes": "Your records, counted by outcome.",
+    "your_retries": "Retries in your records (one per 503 with Retry-After that was not the second).",
+    "server_peak_in_flight": "The most of your requests the planned server had in flight at once (100 streams).",
+    "run_took_s": "Seconds your run_load took, end to end (warm-up + duration + what was in flight at the end).",
+    "latency": "Your p50/p95/p99 of ok first tries, ms, beside the server's own time for its ok replies.",
     # -- phase 4: server robustness (graders/phase4/server/test_robustness.py) --
     "slow_loris": "While 100 connections sent their requests slowly: the grader's probe requests and what the 50 "
                   "slow bodies got.",

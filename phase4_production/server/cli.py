@@ -8,6 +8,8 @@
   ``curl localhost:8000/v2/models/digits``.
 - ``triton --model model_repository/digits``: real Triton (``make triton`` first) serving the same folder, until
   Ctrl-C.
+- ``load --url 127.0.0.1:8000 --streams 100 --duration 10``: your ``run_load`` (Task 4.16) against either server,
+  then your ``summarize_load`` and ``availability_timeline``; ``--json FILE`` writes the report and every record.
 
 ``--impl starter`` or ``reference`` (default here: the reference where this copy has one, else your starter).
 """
@@ -46,7 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --workers: Prometheus metrics at /metrics and a JSON access log on stderr (Task 4.15)")
     t = sub.add_parser("triton", help="serve one model folder with real Triton (make triton first)")
     t.add_argument("--model", type=Path, default=Path("model_repository/digits"))
-    for p in (r, s):
+    ld = sub.add_parser("load", help="drive a v2 server with your load tool (Task 4.16)")
+    ld.add_argument("--url", default="127.0.0.1:8000", help="host:port of your server or real Triton")
+    ld.add_argument("--model", default="digits")
+    ld.add_argument("--streams", type=int, default=100, help="concurrent streams (requests in flight)")
+    ld.add_argument("--duration", type=float, default=10.0, help="measured seconds, after the warm-up")
+    ld.add_argument("--warmup", type=float, default=1.0, help="seconds of load not measured")
+    ld.add_argument("--rows", type=int, default=4, help="frames per request")
+    ld.add_argument("--timeout", type=float, default=10.0, help="seconds before a request counts as lost")
+    ld.add_argument("--window", type=float, default=1.0, help="seconds per point of the availability timeline")
+    ld.add_argument("--json", type=Path, default=None, help="write the report and the records here")
+    for p in (r, s, ld):
         p.add_argument("--impl", choices=("starter", "reference"), default=None,
                        help=f"whose code to run (default here: {_default_impl()})")
     return parser
@@ -87,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot import the {impl} implementation: {e}", file=sys.stderr)
         return 2
     try:
+        if args.command == "load":
+            return _load(mod, args)
         if args.command == "repository":
             folder = Path(mod.build_repository(args.out))
             models = mod.load_repository(folder.parent)
@@ -126,3 +140,28 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError) as e:  # RepositoryError, ConfigError, a port in use
         print(f"{type(e).__name__}: {e}", file=sys.stderr)
         return 1
+
+
+def _load(mod, args) -> int:
+    """``load``: the digit classifier's input shape, random frames, your tool, its report."""
+    import dataclasses
+    import json
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    inputs = [rng.random((args.rows, 1, 32, 32), dtype=np.float32) for _ in range(16)]
+    print(f"{args.streams} streams against http://{args.url}/v2/models/{args.model} for {args.warmup:g} + "
+          f"{args.duration:g} s ...", flush=True)
+    t0, records = mod.run_load(args.url, args.model, inputs, streams=args.streams, duration_s=args.duration,
+                               warmup_s=args.warmup, timeout_s=args.timeout)
+    report = mod.summarize_load(records, streams=args.streams, rows=args.rows, warmup_s=args.warmup,
+                           duration_s=args.duration)
+    timeline = mod.availability_timeline(records, window_s=args.window)
+    print(report.summary())
+    print("availability by " + f"{args.window:g} s: " + " ".join(f"{share:.3f}" for _, share, _ in timeline))
+    if args.json:
+        args.json.write_text(json.dumps({"report": dataclasses.asdict(report), "timeline": timeline,
+                                         "records": [dataclasses.asdict(r) for r in records]}))
+        print(f"wrote {args.json}")
+    return 0 if report.requests and report.counts.get("ok", 0) else 1

@@ -35,7 +35,7 @@ EXPECT = {
     "notebooks/phase4_edge.ipynb": (240, ["export: ok", "adaptive: ok", "Pareto front:"], ["WRONG"], 2),
     "notebooks/phase4_server.ipynb": (240, ["repository: ok", "answers: ok", "protocol: ok", "parity: ok",
                                             "availability: ok", "worker replaced: ok", "drained: ok",
-                                            "metrics: ok", "servers stopped"], ["WRONG"], 1),
+                                            "metrics: ok", "load test: ok", "servers stopped"], ["WRONG"], 1),
 }
 WITH_NOTEBOOK = [p for p in PARTS if p.notebook]
 #: Tasks a notebook uses without naming one of their exercises in its code (-> why).

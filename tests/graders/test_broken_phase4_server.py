@@ -107,3 +107,27 @@ def test_a_front_end_that_gives_slow_clients_inference_slots_gets_no_robustness_
     c = g.criterion("p4.server.robustness")
     assert c["verdict"] == "fail" and c["points"] == 0, c
     assert "slow clients connected" in c["message"], c["message"]
+
+
+def test_a_load_tool_that_never_retries_a_503_gets_no_loadtool_credit(tmp_path):
+    # a 503 with Retry-After ends the request: the tool reports overload errors a real client would not have seen,
+    # and its count of 503s no longer matches the server's (each retry is a request the server answered)
+    old = '    if status == 503 and "Retry-After" in reply_headers:\n'
+    code = reference_with(PART, "loadtest.py", old, "    if False:  # BROKEN: Retry-After is ignored\n")
+    g = grade_broken(tmp_path, PART, "loadtest.py", code, "p4.server.loadtool", on_reference=True)
+    c = g.criterion("p4.server.loadtool")
+    assert c["verdict"] == "fail" and c["points"] == 0, c
+    assert "503" in c["message"] and "retr" in c["message"], c["message"]
+
+
+def test_a_load_tool_that_starts_its_clock_once_per_stream_gets_no_loadtool_credit(tmp_path):
+    # the start is taken once, before a stream's loop, not before each request: every latency holds the stream's
+    # whole past, far above what the server took
+    old = "        k = 0\n        while time.monotonic() < end:\n"
+    code = reference_with(PART, "loadtest.py", old, "        k = 0\n        start = time.monotonic()  # BROKEN: once\n"
+                                                    "        while time.monotonic() < end:\n")
+    code = code.replace("            start = time.monotonic()\n", "")
+    g = grade_broken(tmp_path, PART, "loadtest.py", code, "p4.server.loadtool", on_reference=True)
+    c = g.criterion("p4.server.loadtool")
+    assert c["verdict"] == "fail" and c["points"] == 0, c
+    assert "far above the server's own" in c["message"], c["message"]

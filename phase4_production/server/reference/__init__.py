@@ -14,6 +14,8 @@ first:
                scaled_server.py  ScaledServer.submit_infer
     Task 4.15  metrics.py     ServerMetrics.add_model, .record_batch,          monitoring
                               .record_request, .observe
+    Task 4.16  loadtest.py    send_request, run_streams, summarize_load,            a load and availability test
+                              availability_timeline
 
 Check one task with ``make grade PHASE=4 PART=server TASK=N``; serve your repository with
 ``python -m phase4_production.server repository`` then ``... serve``. ``protocol.py``, ``model_config.py``,
@@ -36,6 +38,17 @@ from .pool import BatchingPolicy, Pending, WorkerPool, batching_policy, instance
 from .scaled_server import ScaledServer
 from .metrics import ACCESS_LOG, FAILURE_REASONS, LATENCY_BUCKETS_S, ServerMetrics, exposition
 from .server import InferenceServer
+from .loadtest import (
+    LoadTestReport,
+    RequestRecord,
+    availability_timeline,
+    decode_output,
+    encode_request,
+    run_load,
+    run_streams,
+    send_request,
+    summarize_load,
+)
 
 __all__ = [
     # helpers (written in full)
@@ -49,4 +62,7 @@ __all__ = [
     "WorkerPool", "ScaledServer", "BatchingPolicy", "Pending", "batching_policy", "instance_count", "then",
     # Task 4.15 (helpers: exposition, ACCESS_LOG, FAILURE_REASONS, LATENCY_BUCKETS_S)
     "ServerMetrics", "exposition", "ACCESS_LOG", "FAILURE_REASONS", "LATENCY_BUCKETS_S",
+    # Task 4.16 (helpers: RequestRecord, LoadTestReport, encode_request, decode_output, run_load)
+    "send_request", "run_streams", "summarize_load", "availability_timeline", "RequestRecord", "LoadTestReport",
+    "encode_request", "decode_output", "run_load",
 ]
