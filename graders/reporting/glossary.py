@@ -517,6 +517,28 @@ GLOSSARY: dict[str, str] = {
     "grader_rows": "The grader's own run of each variant on the device: F1, median latency (ms), CPU ms per frame, "
                    "peak RSS (MiB), model file size (bytes).",
     "front": "The variants on the Pareto front of your rows (nothing beats them on every axis).",
+    # p2.compression
+    "amount": "The fraction of weights the grader asked magnitude_prune to zero (drawn at random, 0.3-0.8).",
+    "checked_values": "How many weight values the grader compared with its own 2:4 pattern.",
+    "wrong_values": "Weight values (or mask entries) that differ from the grader's 2:4 pattern.",
+    "epochs": "Passes over the training images your fine-tuning made (FineTuneConfig.epochs).",
+    "equivalence_error": "Largest |your pruned model - the original with the dropped channels silenced| over the "
+                         "largest |logit|, before fine-tuning (0 when the channel surgery is exact).",
+    "flops": "Forward FLOPs per sample of [the original, your pruned model], counted by the grader with "
+             "FlopCounterMode (a multiply-add is 2).",
+    "params": "Parameters of [the original, your pruned model], counted by the grader.",
+    "keep_ratio": "The fraction of each block's inner channels the grader asked prune_resnet_channels to keep.",
+    "param_cut_pct": "Parameters removed by your channel pruning, % of the original's.",
+    "pruned_top1_pct": "Top-1 of your pruned, fine-tuned model on the digits test split, measured by the grader, %.",
+    "recalibrated_top1_pct": "Top-1 of your pruned model after recalibrate_batchnorm, before fine-tuning, measured by "
+                             "the grader on the test split, %.",
+    "unpruned_top1_pct": "Top-1 of the unpruned digits ResNet-18 on the test split, measured by the grader, %.",
+    "unstructured_50pct_ms": "Median time of the grader's 50 %-unstructured-pruned copy in the same run, ms "
+                             "(reported, not graded).",
+    "unstructured_50pct_ratio": "Dense time over the 50 %-unstructured-pruned copy's time, x: about 1, because "
+                                "dense kernels multiply zeros too (reported, not graded).",
+    "worst_relative_error": "The largest relative error of your loss value or its gradient against the grader's "
+                            "float64 formula, over every case.",
 }
 
 # ## Patterns: names built from a variable part ##############################################
@@ -536,6 +558,7 @@ PATTERNS: dict[str, str] = {
     "*_range": "The [low, high] range your observer chose for that data.",
     "*_sqnr_db": "SQNR of that mode's output against FP32, dB.",
     "*_size_ratio": "That mode's weights over the FP32 weights, x.",
+    "*_layer_sparsity": "Fraction of zeros the grader counted in each layer's weight after that scope's pruning.",
 }
 
 

@@ -28,6 +28,8 @@ EXPECT = {
     "notebooks/phase2_quantization.ipynb": (180, ["Pareto front:", "onnx_int8_per_channel_minmax"], [], 5),
     "notebooks/phase2_compilation.ipynb": (240, ["top-1 agreement 100.00%", "graphs compiled by 4 new batch sizes: 0"],
                                            [], 4),
+    "notebooks/phase2_compression.ipynb": (180, ["structured pruning: ok", "2:4 pattern: ok", "Pareto front:",
+                                                 "distillation:"], ["WRONG"], 5),
     "notebooks/phase3_batching.ipynb": (180, ["ok)", "refused:", "BatcherClosed"], ["WRONG"], 3),
     "notebooks/phase3_gpu.ipynb": (180, ["naive loop: ok", "held-out batch", "answered ok", "answers ok"], ["WRONG"], 3),
     "notebooks/phase4_pipeline.ipynb": (180, ["accounted for, in order: ok", "as one frame at a time: ok", "events: ok",
