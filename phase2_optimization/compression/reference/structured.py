@@ -27,6 +27,9 @@ __all__ = ["channel_importance", "prune_channels", "prune_resnet_channels", "cou
 def channel_importance(conv: nn.Conv2d) -> torch.Tensor:
     """How much each output channel of ``conv`` matters: the L1 norm of its filter.
 
+    Args:
+        conv: a ``nn.Conv2d`` (read only).
+
     Returns:
         float32 [out_channels]: ``sum |weight[c]|`` over (in_channels, kH, kW) for each output channel c.
 
@@ -251,6 +254,15 @@ def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 6
 def fine_tune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: FineTuneConfig | None = None) -> nn.Module:
     """Train ``model`` in place on images ``x`` [N, C, H, W] float32 and labels ``y`` [N] int64, briefly, to
     recover the accuracy pruning cost; return it in eval mode.
+
+    Args:
+        model: the pruned (and recalibrated) network, trained in place.
+        x: float32 [N, C, H, W] training images.
+        y: int64 [N] labels.
+        config: epochs, learning rate, batch size, shifts, seed, threads; default ``FineTuneConfig()``.
+
+    Returns:
+        ``model`` itself, in eval mode.
 
     Uses the helpers: ``training_batches`` (seeded order and shifts), ``make_optimizer`` (AdamW, one-cycle),
     ``thread_budget``; cross-entropy loss; ``torch.manual_seed(config.seed)`` first.

@@ -73,6 +73,9 @@ def two_four_mask(weight: torch.Tensor) -> torch.Tensor:
 def apply_two_four(model: nn.Module) -> nn.Module:
     """A copy of ``model`` whose eligible Linear layers (``eligible_for_two_four``) follow the 2:4 pattern.
 
+    Args:
+        model: any ``nn.Module`` (left unchanged).
+
     Returns:
         A deep copy; in each eligible ``nn.Linear``, ``weight`` multiplied by ``two_four_mask(weight)`` (the
         pruning is permanent, the tensor stays dense); every other parameter unchanged.

@@ -63,6 +63,9 @@ def magnitude_prune(model: nn.Module, amount: float, *, scope: str = "global") -
 def sparsity_report(model: nn.Module) -> SparsityReport:
     """Count the exact zeros (``== 0.0``) in the ``weight`` of every ``prunable_layers`` module.
 
+    Args:
+        model: any ``nn.Module`` (read only).
+
     Returns:
         ``SparsityReport(layers=(LayerSparsity(name, zeros, total), ...))`` in ``named_modules()`` order;
         ``.sparsity`` is then the overall fraction. A model still carrying pruning masks is counted through
