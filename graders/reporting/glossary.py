@@ -167,7 +167,8 @@ GLOSSARY: dict[str, str] = {
     "eager_fp16_ms": "Time of one eager FP16 call, for reference, ms.",
     "levels": "Per ONNX Runtime optimization level: the level your session set, nodes saved and outputs.",
     "threads": "Intra-op threads each side used.",
-    "seed": "Random seed of this grade's fresh test data.",
+    "seed": "Random seed this grade drew (its fresh test data, or the training seed and data subset it gave your "
+            "code): rerun with it to reproduce.",
     "numbers_held": "Floating-point numbers (parameters and buffers) your folded model holds.",
     "ops_before": "Operator counts of the graph before your pass.",
     "ops_after": "Operator counts of the graph after your pass.",
@@ -521,7 +522,19 @@ GLOSSARY: dict[str, str] = {
     "amount": "The fraction of weights the grader asked magnitude_prune to zero (drawn at random, 0.3-0.8).",
     "checked_values": "How many weight values the grader compared with its own 2:4 pattern.",
     "wrong_values": "Weight values (or mask entries) that differ from the grader's 2:4 pattern.",
-    "epochs": "Passes over the training images your fine-tuning made (FineTuneConfig.epochs).",
+    "epochs": "Passes over the training images your training made (FineTuneConfig.epochs; for distillation, "
+              "DistillConfig().train.epochs).",
+    "alone_cross_entropy": "Test-split cross-entropy (nats, per image) of the student your train_student trained "
+                           "without a teacher, counted by the grader in float64.",
+    "distilled_cross_entropy": "Test-split cross-entropy (nats, per image) of the same student trained with the "
+                               "teacher, counted by the grader in float64.",
+    "alone_top1_pct": "Top-1 of the student trained without a teacher on the digits test split, %.",
+    "distilled_top1_pct": "Top-1 of the student trained with the teacher on the digits test split, %.",
+    "top1_gain_pt": "Distilled top-1 minus alone top-1, points (reported, not graded: one test image is 0.28 pt).",
+    "student_params": "Parameters of the student your make_student builds, counted by the grader.",
+    "teacher_params": "Parameters of the teacher (the digits ResNet-18).",
+    "temperature": "The distillation temperature T of your DistillConfig().",
+    "alpha": "The soft (teacher) term's weight in your DistillConfig(); the hard labels get 1 - alpha.",
     "equivalence_error": "Largest |your pruned model - the original with the dropped channels silenced| over the "
                          "largest |logit|, before fine-tuning (0 when the channel surgery is exact).",
     "flops": "Forward FLOPs per sample of [the original, your pruned model], counted by the grader with "

@@ -14,8 +14,8 @@ from torch import nn
 
 from .types import FineTuneConfig
 
-__all__ = ["training_batches", "make_optimizer", "thread_budget", "top1_accuracy", "make_student",
-           "labelled_subset"]
+__all__ = ["training_batches", "shifted_views", "view_batches", "make_optimizer", "thread_budget", "top1_accuracy",
+           "make_student", "labelled_subset"]
 
 
 def training_batches(x: torch.Tensor, y: torch.Tensor, config: FineTuneConfig,
@@ -32,6 +32,32 @@ def training_batches(x: torch.Tensor, y: torch.Tensor, config: FineTuneConfig,
             dy, dx = (int(v) for v in torch.randint(-config.max_shift, config.max_shift + 1, (2,), generator=generator))
             xb = torch.roll(xb, shifts=(dy, dx), dims=(2, 3))
         yield xb, y[idx]
+
+
+def shifted_views(x: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """Every translation of the images ``x`` [N, C, H, W] by (dy, dx) in ``[-max_shift, max_shift]``, as
+    ``[V, N, C, H, W]`` with V = (2 * max_shift + 1) ** 2, view ``v`` shifted by
+    ``(v // (2 * max_shift + 1) - max_shift, v % (2 * max_shift + 1) - max_shift)`` (``torch.roll`` on H and W;
+    view ``V // 2`` is the unshifted image).
+
+    A small training set seen through a finite set of shifts: a frozen teacher's answer to each view can be
+    computed once, before training, instead of once per batch (Task 2.15)."""
+    if max_shift < 0:
+        raise ValueError(f"max_shift must be >= 0, got {max_shift}")
+    offsets = range(-max_shift, max_shift + 1)
+    return torch.stack([torch.roll(x, shifts=(dy, dx), dims=(2, 3)) for dy in offsets for dx in offsets])
+
+
+def view_batches(n_images: int, n_views: int, config: FineTuneConfig,
+                 generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of ``(image indices [B] int64, view indices [B] int64)``: the images in a shuffled order drawn
+    from ``generator``, ``config.batch_size`` at a time, and for each image its own random view in
+    ``[0, n_views)`` (a per-image shift when the views come from ``shifted_views``). Pick the batch with
+    ``views[view_idx, image_idx]``."""
+    order = torch.randperm(n_images, generator=generator)
+    for start in range(0, n_images, config.batch_size):
+        idx = order[start:start + config.batch_size]
+        yield idx, torch.randint(n_views, (len(idx),), generator=generator)
 
 
 def make_optimizer(model: nn.Module, config: FineTuneConfig, n_images: int):

@@ -64,3 +64,24 @@ def test_a_loss_that_ignores_the_teacher_gets_no_credit(tmp_path):
     c = g.criterion("p2.compression.kd_loss")
     assert c["verdict"] == "fail" and c["points"] == 0, c
     assert "expected" in c["message"], c["message"]
+
+
+def test_a_student_distilled_with_the_hard_labels_only_gets_no_credit(tmp_path):
+    # The loss itself is right (kd_loss passes), but train_student never uses it: both students learn from the
+    # labels alone.
+    code = reference_with(PART, "distillation.py", "                if teacher_logits is None:\n",
+                          "                if True:  # BROKEN: the hard labels only, teacher or not\n")
+    g = grade_broken(tmp_path, PART, "distillation.py", code, "p2.compression.distill_gain", on_reference=True)
+    c = g.criterion("p2.compression.distill_gain")
+    assert c["verdict"] == "fail" and c["points"] == 0, c
+    assert abs(c["details"]["distilled_cross_entropy"] - c["details"]["alone_cross_entropy"]) < 1e-9, c["details"]
+
+
+def test_a_baseline_weakened_to_flatter_the_teacher_gets_no_credit(tmp_path):
+    # Without a teacher the student trains for 5 epochs instead of 120: distillation "wins" by a mile.
+    code = reference_with(PART, "distillation.py", "        for _ in range(tc.epochs):\n",
+                          "        for _ in range(tc.epochs if teacher is not None else 5):  # BROKEN: a weak baseline\n")
+    g = grade_broken(tmp_path, PART, "distillation.py", code, "p2.compression.distill_gain", on_reference=True)
+    c = g.criterion("p2.compression.distill_gain")
+    assert c["verdict"] == "fail" and c["points"] == 0, c
+    assert "baseline" in c["message"], c["message"]

@@ -65,3 +65,26 @@ def test_labelled_subset_takes_the_same_number_of_each_class():
     assert torch.equal(c.labelled_subset(x, y, 4, seed=1)[0], sx)
     with pytest.raises(ValueError):
         c.labelled_subset(x, y, per_class=30)
+
+
+def test_shifted_views_hold_every_shift_once_the_middle_one_unshifted():
+    x = torch.arange(2 * 1 * 5 * 5, dtype=torch.float32).reshape(2, 1, 5, 5)
+    views = c.shifted_views(x, 1)
+    assert views.shape == (9, 2, 1, 5, 5)
+    assert torch.equal(views[4], x)                                    # (0, 0) in the middle
+    assert torch.equal(views[0], torch.roll(x, (-1, -1), dims=(2, 3)))  # (dy, dx) = (-1, -1) first
+    assert torch.equal(views[5], torch.roll(x, (0, 1), dims=(2, 3)))
+    assert torch.equal(c.shifted_views(x, 0)[0], x)
+    with pytest.raises(ValueError):
+        c.shifted_views(x, -1)
+
+
+def test_view_batches_cover_every_image_once_per_epoch_with_a_view_each():
+    config = c.FineTuneConfig(batch_size=4)
+    batches = list(c.view_batches(10, 9, config, torch.Generator().manual_seed(3)))
+    assert [len(i) for i, _ in batches] == [4, 4, 2]
+    assert sorted(torch.cat([i for i, _ in batches]).tolist()) == list(range(10))
+    views = torch.cat([v for _, v in batches])
+    assert int(views.min()) >= 0 and int(views.max()) < 9 and len(set(views.tolist())) > 1   # per image, not per batch
+    again = list(c.view_batches(10, 9, config, torch.Generator().manual_seed(3)))
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(batches, again))

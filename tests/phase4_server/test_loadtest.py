@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ from aiohttp import web
 pytest.importorskip("tritonclient.http", reason="the server extra: pip install -e '.[server]'")
 
 from phase4_production.server.app import ServerThread  # noqa: E402
-from phase4_production.server.triton_peer import PeerError, TritonPeer, triton_available  # noqa: E402
+from phase4_production.server.triton_peer import PeerError, TritonPeer, free_port, triton_available  # noqa: E402
 
 from .impl import p4s  # noqa: E402
 from .repository import affine_repository, expected  # noqa: E402
@@ -32,12 +31,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PLANNED = ROOT / "graders" / "phase4" / "server" / "plannedserver.py"
 INPUTS = [np.random.default_rng(i).normal(size=(2, 4)).astype(np.float32) for i in range(6)]
 AFFINE = {"input_name": "x", "output_name": "y", "output_dims": (3,)}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _right(i: int, y: np.ndarray) -> bool:
@@ -54,7 +47,7 @@ def affine_server(tmp_path):
 
 @pytest.fixture
 def planned_server():
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, str(PLANNED), "--port", str(port)], stdout=subprocess.DEVNULL)
     try:
         for _ in range(200):
@@ -114,7 +107,7 @@ def test_the_records_count_exactly_what_the_planned_server_logged(planned_server
 
 
 def test_a_closed_port_is_refused_and_the_streams_back_off():
-    port = _free_port()   # nothing listens
+    port = free_port()   # nothing listens
     t = time.monotonic()
     _, records = p4s.run_load(f"127.0.0.1:{port}", "affine", INPUTS, streams=4, duration_s=0.5, warmup_s=0.0,
                               timeout_s=2, **AFFINE)
@@ -131,7 +124,7 @@ def test_a_reply_slower_than_the_timeout_is_lost():
 
     app = web.Application()
     app.router.add_post("/v2/models/slow/infer", slow)
-    port = _free_port()
+    port = free_port()
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app)
     loop.run_until_complete(runner.setup())

@@ -14,6 +14,13 @@ from .workloads import learner_timing, sqnr, state_snapshot, unchanged
 
 #: The sparse model's outputs must stay this close to the grader's dense FP16 model with the same 2:4 weights.
 GATE_SQNR_DB = 30.0
+#: The (rows, columns) a Linear's weight must tile by for the 2:4 sparse kernels (torch's minimum for FP16).
+TILE = (32, 64)
+
+
+def _eligible(m: nn.Module) -> bool:
+    """The grader's own rule: an nn.Linear whose weight [out, in] tiles by ``TILE``."""
+    return isinstance(m, nn.Linear) and m.out_features % TILE[0] == 0 and m.in_features % TILE[1] == 0
 
 
 def _mask(w: torch.Tensor) -> torch.Tensor:
@@ -60,7 +67,7 @@ def test_two_four_pattern(grade, learner):
         if not isinstance(m, nn.Linear):
             continue
         w0, w1 = m.weight.detach(), new[name].weight.detach()
-        eligible = m.out_features % 32 == 0 and m.in_features % 64 == 0
+        eligible = _eligible(m)
         want = w0 * _mask(w0) if eligible else w0
         bad = int((w1 != want).sum())
         if bad:
@@ -90,7 +97,7 @@ def test_semi_structured_speedup(grade, learner, benchmark):
     dense = copy.deepcopy(model)
     with torch.no_grad():
         for m in dense.modules():
-            if isinstance(m, nn.Linear) and m.out_features % 32 == 0 and m.in_features % 64 == 0:
+            if _eligible(m):
                 m.weight.mul_(_mask(m.weight))
     dense = dense.to("cuda", torch.float16).eval()
     n_sparse = sum(type(p).__name__.startswith("SparseSemiStructured") for p in sparse.parameters())

@@ -12,7 +12,7 @@ import random
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from labdata.catalog import count_flops, count_params
 
 from ...checks import expect
 from ..quantization.workloads import cached, digits, learner_timing, sqnr, top1_pct
@@ -25,19 +25,20 @@ KEEP_RATIO = 0.5
 
 
 def params_of(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    """Parameters of ``model`` (buffers not counted): the course's one count, ``labdata.catalog.count_params``."""
+    return count_params(model)
 
 
 def cost(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
-    """(parameters, forward FLOPs of one sample), the grader's own count (FlopCounterMode, eval mode)."""
+    """(parameters, forward FLOPs of one sample), the grader's own count: ``labdata.catalog``'s (FlopCounterMode,
+    a multiply-add is 2), run in eval mode and the model's mode restored."""
     was = model.training
     model.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(example[:1])
+        flops = count_flops(model, example[:1])
     finally:
         model.train(was)
-    return params_of(model), int(counter.get_total_flops())
+    return params_of(model), flops
 
 
 def eager(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -85,15 +86,13 @@ def learner_fine_tuned(learner) -> dict:
         pruned = copy.deepcopy(base["pruned"])
         seed = random.SystemRandom().randrange(2**16)
         config = learner.attr("FineTuneConfig")(seed=seed)
-        from labdata import catalog
-
-        train_x, train_y = catalog.get("digits_resnet18").dataset("train")
-        recal = learner.call("recalibrate_batchnorm", pruned, train_x)
+        train_x, train_y = d["train_x"], d["train_y"]
+        recal = learner.call("recalibrate_batchnorm", pruned, train_x.clone())
         expect(isinstance(recal, nn.Module), "recalibrate_batchnorm should return the model")
         recal.eval()
         recal_acc = top1_pct(lambda x: learner.call_obj(recal, x, what="your recalibrated model"), d["test_x"],
                              d["test_y"])
-        tuned = learner.call("fine_tune", recal, train_x, train_y, config)
+        tuned = learner.call("fine_tune", recal, train_x.clone(), train_y.clone(), config)
         expect(isinstance(tuned, nn.Module), "fine_tune should return the model")
         tuned.eval()
         acc = top1_pct(lambda x: learner.call_obj(tuned, x, what="your fine-tuned model"), d["test_x"], d["test_y"])

@@ -70,7 +70,8 @@ def cached(key: str, build: Callable[[], Any]) -> Any:
 # Workloads
 # ---------------------------------------------------------------------------------------------------
 def digits() -> dict:
-    """The trained digits ResNet-18 (3x64x64) and its splits; the FP32 accuracy, measured here."""
+    """The trained digits ResNet-18 (3x64x64) and its splits (test, calib, and train for the training criteria of
+    the compression part); the FP32 accuracy, measured here."""
     def build():
         from labdata import catalog
 
@@ -78,8 +79,10 @@ def digits() -> dict:
         model = entry.model.eval()
         test_x, test_y = entry.dataset("test")
         calib_x, _ = entry.dataset("calib")
+        train_x, train_y = entry.dataset("train")
         acc = top1_pct(lambda x: _eager(model, x), test_x, test_y)
-        return {"model": model, "test_x": test_x, "test_y": test_y, "calib_x": calib_x, "fp32_acc": acc}
+        return {"model": model, "test_x": test_x, "test_y": test_y, "calib_x": calib_x, "train_x": train_x,
+                "train_y": train_y, "fp32_acc": acc}
 
     return cached("digits", build)
 

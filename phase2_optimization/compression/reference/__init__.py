@@ -18,8 +18,8 @@ from .semi_structured import (SEMI_STRUCTURED_TILE, apply_two_four, eligible_for
                               to_semi_structured, two_four_mask)
 from .structured import (channel_importance, count_cost, fine_tune, prune_channels, prune_resnet_channels,
                          recalibrate_batchnorm)
-from ..training import (labelled_subset, make_optimizer, make_student, thread_budget, top1_accuracy,
-                        training_batches)
+from ..training import (labelled_subset, make_optimizer, make_student, shifted_views, thread_budget, top1_accuracy,
+                        training_batches, view_batches)
 from ..types import (PRUNABLE, PRUNE_SCOPES, CurvePoint, DistillConfig, FineTuneConfig, LayerSparsity, ModelCost,
                      SemiStructuredNotSupported, SparsityReport)
 from .unstructured import magnitude_prune, prunable_layers, sparsity_curve, sparsity_report
@@ -27,8 +27,8 @@ from .unstructured import magnitude_prune, prunable_layers, sparsity_curve, spar
 __all__ = [
     # types and training helpers
     "PRUNABLE", "PRUNE_SCOPES", "LayerSparsity", "SparsityReport", "CurvePoint", "ModelCost", "FineTuneConfig",
-    "DistillConfig", "SemiStructuredNotSupported", "training_batches", "make_optimizer", "thread_budget",
-    "top1_accuracy", "make_student", "labelled_subset",
+    "DistillConfig", "SemiStructuredNotSupported", "training_batches", "shifted_views", "view_batches",
+    "make_optimizer", "thread_budget", "top1_accuracy", "make_student", "labelled_subset",
     # Task 2.12
     "prunable_layers", "magnitude_prune", "sparsity_report", "sparsity_curve",
     # Task 2.13

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..training import make_optimizer, thread_budget, training_batches
+from ..training import make_optimizer, shifted_views, thread_budget, view_batches
 from ..types import DistillConfig
 
 __all__ = ["soft_targets", "distillation_loss", "train_student"]
@@ -39,7 +39,7 @@ def soft_targets(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-                      temperature: float = 4.0, alpha: float = 0.9) -> torch.Tensor:
+                      temperature: float = 8.0, alpha: float = 0.7) -> torch.Tensor:
     """Hinton's distillation loss, a scalar to minimise.
 
     ``alpha * T**2 * KL(p_teacher || p_student) + (1 - alpha) * CE(student_logits, labels)`` where
@@ -84,16 +84,25 @@ def train_student(student: nn.Module, x: torch.Tensor, y: torch.Tensor, teacher:
             alone (plain cross-entropy), with everything else identical.
         config: temperature, alpha and the training settings (``config.train``).
 
-    Every batch is drawn with the shared helpers (``training_batches``, ``make_optimizer``, ``thread_budget``)
-    after ``torch.manual_seed(config.train.seed)``, so the runs with and without a teacher see the same images,
-    order and shifts; the teacher sees the same shifted batch as the student.
+    Returns:
+        ``student`` itself, in eval mode.
 
-    Not graded yet (the gain varies too much between data subsets for a verdict): the notebook compares the two
-    students; ``p2.compression.kd_loss`` grades the loss.
+    The images are seen through their ``shifted_views`` (every shift of up to ``config.train.max_shift``
+    pixels); each batch of ``view_batches`` picks its images and, per image, one view. The teacher is frozen,
+    so its logits for every view are computed once, before training, under ``torch.inference_mode()``
+    ([V, N, classes]; 25 views of 50 images: one pass of 1,250 images instead of 240 batches). The shared
+    helpers (``make_optimizer``, ``thread_budget``) and ``torch.manual_seed(config.train.seed)`` first, so the
+    runs with and without a teacher see the same images, order and shifts.
+
+    Tolerance the grader applies (p2.compression.distill_gain): with ``DistillConfig(train=...(seed=s))`` on
+    5 labelled images per class, the distilled student's cross-entropy on the test split at least 15 % below
+    the same student's trained alone (25 % for full marks); the top-1 gain is reported.
 
     Guide: COMPRESSION_GUIDE.md#task-215-knowledge-distillation
     """
-    # Step 1: the config (default DistillConfig()), the seed, a generator, the optimizer; teacher.eval().
-    # Step 2: per batch: the student's logits; the teacher's under no_grad; distillation_loss or cross_entropy.
-    # Step 3: eval() and return the student.
+    # Step 1: the config (default DistillConfig()), the seed, a generator, the optimizer; the shifted views.
+    # Step 2: with a teacher, its logits for every view, once: teacher.eval(), inference_mode, [V, N, classes].
+    # Step 3: per batch of view_batches: the student's logits on views[v, idx]; distillation_loss against
+    # teacher_logits[v, idx], or cross_entropy without a teacher; zero_grad, backward, step, scheduler step.
+    # Step 4: eval() and return the student.
     raise NotImplementedError("Task 2.15: see COMPRESSION_GUIDE.md#task-215-knowledge-distillation")
