@@ -80,7 +80,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Inference Lab needs Python 3.11 or newer")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,edge,server]"
+	$(PY) -m pip install --quiet -e ".[dev,edge,server,vendor]"
 	@touch $(STAMP)
 
 # GNU make exits 2 whenever a recipe fails, whatever the recipe's own code: the grader's code (0 every

@@ -84,6 +84,11 @@ def child_env(base: dict[str, str], tmp: Path) -> dict[str, str]:
         path = tmp / sub if sub else tmp
         path.mkdir(parents=True, exist_ok=True)
         env[var] = str(path)
+    # Usage telemetry off: grading is offline, and a library that phones home on import would be reported as the
+    # submission looking up a host. `import openvino` starts openvino_telemetry, which declines when CI=true;
+    # NNCF's own telemetry is a stub when NNCF_CI is set.
+    env["CI"] = "true"
+    env["NNCF_CI"] = "1"
     return env
 
 

@@ -550,6 +550,19 @@ GLOSSARY: dict[str, str] = {
                              "(reported, not graded).",
     "unstructured_50pct_ratio": "Dense time over the 50 %-unstructured-pruned copy's time, x: about 1, because "
                                 "dense kernels multiply zeros too (reported, not graded).",
+    "fake_quantize": "FakeQuantize nodes in the openvino.Model your quantize_openvino returned (NNCF puts them "
+                     "before each quantized convolution or matmul and on its weights).",
+    "int8_conv_share": "The share of the INT8 model's convolution time that your kernel_profile puts in INT8 "
+                       "kernels (an exec_type containing I8), 0..1.",
+    "openvino_fp32_over_ort": "ONNX Runtime FP32 time / OpenVINO FP32 time in the same run, one thread each, x: "
+                              "above 1, OpenVINO is faster (reported, not graded).",
+    "openvino_measured_ms": "The grader's median time of one inference of the compiled INT8 model, ms.",
+    "openvino_rows": "The first rows of your kernel_profile: node type / kernel (exec_type), ms per inference.",
+    "openvino_total_ms": "The sum of your kernel_profile's rows, ms per inference.",
+    "ort_fp32_ms": "Median time of the grader's one-thread ONNX Runtime FP32 session in the same run, ms.",
+    "ort_measured_ms": "The grader's median time of one inference of its own one-thread ONNX Runtime session, ms.",
+    "ort_rows": "The first rows of your ort_kernel_profile: operator / execution provider, ms per inference.",
+    "ort_total_ms": "The sum of your ort_kernel_profile's rows, ms per inference.",
     "worst_relative_error": "The largest relative error of your loss value or its gradient against the grader's "
                             "float64 formula, over every case.",
 }

@@ -10,7 +10,7 @@ from torch import nn
 
 __all__ = [
     "PRUNABLE", "PRUNE_SCOPES", "LayerSparsity", "SparsityReport", "CurvePoint", "ModelCost", "FineTuneConfig",
-    "DistillConfig", "SemiStructuredNotSupported",
+    "DistillConfig", "SemiStructuredNotSupported", "KernelTime",
 ]
 
 #: The layer types whose ``weight`` magnitude pruning and sparsity reports consider (biases never).
@@ -131,3 +131,14 @@ class DistillConfig:
 
 class SemiStructuredNotSupported(RuntimeError):
     """2:4 sparse kernels need an NVIDIA GPU of compute capability 8.0+ (Ampere or newer) and float16/bfloat16."""
+
+
+@dataclass(frozen=True)
+class KernelTime:
+    """Where one runtime spends one inference (Task 2.16): every executed node of one ``node_type`` run by one
+    ``exec_type`` (OpenVINO: the kernel implementation, e.g. ``brgconv_avx2_I8``; ONNX Runtime: the execution
+    provider), ``calls`` such nodes per inference, ``ms`` their summed time per inference (milliseconds)."""
+    node_type: str
+    exec_type: str
+    calls: int
+    ms: float

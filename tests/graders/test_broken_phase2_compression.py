@@ -85,3 +85,36 @@ def test_a_baseline_weakened_to_flatter_the_teacher_gets_no_credit(tmp_path):
     c = g.criterion("p2.compression.distill_gain")
     assert c["verdict"] == "fail" and c["points"] == 0, c
     assert "baseline" in c["message"], c["message"]
+
+
+def test_an_openvino_compile_on_every_core_gets_no_credit(tmp_path):
+    code = reference_with(PART, "peer_runtime.py", "    config = {props.inference_num_threads: threads, props.num_streams: 1,\n",
+                          "    config = {props.num_streams: 1,  # BROKEN: OpenVINO picks the thread count\n")
+    g = grade_broken(tmp_path, PART, "peer_runtime.py", code, "p2.compression.openvino_agree", on_reference=True)
+    c = g.criterion("p2.compression.openvino_agree")
+    assert c["verdict"] == "fail" and c["points"] == 0, c
+    assert "INFERENCE_NUM_THREADS" in c["message"], c["message"]
+
+
+def test_a_quantizer_that_returns_the_fp32_model_gets_no_credit(tmp_path):
+    code = reference_with(PART, "peer_runtime.py",
+                          "    return nncf.quantize(model, nncf.Dataset(items), preset=nncf.QuantizationPreset.PERFORMANCE,\n"
+                          "                         subset_size=len(items), fast_bias_correction=True)\n",
+                          "    return model  # BROKEN: never quantized\n")
+    g = grade_broken(tmp_path, PART, "peer_runtime.py", code, "p2.compression.openvino_int8_accuracy",
+                     on_reference=True)
+    c = g.criterion("p2.compression.openvino_int8_accuracy")
+    assert c["verdict"] == "fail" and c["points"] == 0, c
+    assert "FakeQuantize" in c["message"], c["message"]
+
+
+def test_a_profile_summed_over_runs_gets_no_credit(tmp_path):
+    code = reference_with(PART, "peer_runtime.py",
+                          "    return _summed(rows, runs)\n    # END SOLUTION\n    \"\"\" # BEGIN PROMPT\n"
+                          "    # Step 1: one infer request",
+                          "    return _summed(rows, 1)  # BROKEN: every run added up\n    # END SOLUTION\n"
+                          "    \"\"\" # BEGIN PROMPT\n    # Step 1: one infer request")
+    g = grade_broken(tmp_path, PART, "peer_runtime.py", code, "p2.compression.kernel_profile", on_reference=True)
+    c = g.criterion("p2.compression.kernel_profile")
+    assert c["verdict"] == "fail" and c["points"] == 0, c
+    assert "nodes per inference" in c["message"], c["message"]

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ...checks import as_tensor, expect
+from ...harness import threads
 from ...plugin import criterion
 from .workloads import digits, params_of, state_snapshot, unchanged
 
@@ -114,8 +115,9 @@ def test_distill_gain(grade, learner):
     expect(student_params <= MAX_PARAM_FRACTION * teacher_params,
            f"make_student builds {student_params:,} parameters, more than {MAX_PARAM_FRACTION:g} of the teacher's "
            f"{teacher_params:,}")
-    alone = learner.call("train_student", students[0], x.clone(), y.clone(), None, config)
-    taught = learner.call("train_student", students[1], x.clone(), y.clone(), teacher, config)
+    with threads(1):    # as fine-tuning (workloads.learner_fine_tuned): steady beside a busy neighbour
+        alone = learner.call("train_student", students[0], x.clone(), y.clone(), None, config)
+        taught = learner.call("train_student", students[1], x.clone(), y.clone(), teacher, config)
     expect(unchanged(teacher, before), "train_student changed the teacher's weights or BatchNorm statistics: keep it "
                                        "in eval mode and run it under torch.inference_mode()")
     (nll_a, top_a), (nll_t, top_t) = (_scores(learner, alone, d["test_x"], d["test_y"], "the student trained alone"),
