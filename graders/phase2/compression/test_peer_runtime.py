@@ -7,14 +7,12 @@ measured by the grader in p2.compression.openvino_speedup and reported with it."
 from __future__ import annotations
 
 import os
-import statistics
-import time
 
 import pytest
 import torch
 
 from ...checks import expect
-from ...harness import paired_ratio, threads
+from ...harness import paired_ratio, threads, time_callable
 from ...plugin import criterion
 from ..quantization.workloads import export_fp32, ort_run, ort_session, speed_model, speed_name, work_dir
 from .workloads import cached, digits, learner_timing, sqnr, top1_pct
@@ -95,17 +93,6 @@ def _learner_int8(learner, name: str, calib: torch.Tensor) -> dict:
         return {"model": q, "fake_quantize": fq, "compute_nodes": compute}
 
     return cached(f"ov-int8:{name}", build)
-
-
-def _median_ms(fn, x: torch.Tensor, n: int = 20) -> float:
-    for _ in range(3):
-        fn(x)
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn(x)
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
 
 
 def _rows(rows, what: str) -> list:
@@ -212,7 +199,7 @@ def test_kernel_profile(grade, learner):
     request.infer({0: x.numpy()})
     executed = sum(1 for p in request.get_profiling_info() if str(p.status).endswith("EXECUTED"))
     with threads(1):
-        ov_ms = _median_ms(lambda t: request.infer({0: t.numpy()}), x)
+        ov_ms = time_callable(lambda: request.infer({0: x.numpy()}), repeats=20, warmup=3).median_ms
     total = sum(float(r.ms) for r in rows)
     calls = sum(int(r.calls) for r in rows)
     if calls != executed:
@@ -233,7 +220,7 @@ def test_kernel_profile(grade, learner):
     ort_rows = _rows(learner.call("ort_kernel_profile", path, x.clone(), 1), "ort_kernel_profile")
     sess = ort_session(path, threads=1)
     with threads(1):
-        ort_ms = _median_ms(lambda t: ort_run(sess, t), x)
+        ort_ms = time_callable(lambda: ort_run(sess, x), repeats=20, warmup=3).median_ms
     ort_total = sum(float(r.ms) for r in ort_rows)
     if not PROFILE_BAND[0] <= ort_total / ort_ms <= PROFILE_BAND[1]:
         problems.append(f"ort_kernel_profile's rows add up to {ort_total:.3f} ms per inference; one inference takes "
