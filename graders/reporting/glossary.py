@@ -187,6 +187,9 @@ GLOSSARY: dict[str, str] = {
     "real Triton p50_ms": "Median latency of real Triton's requests in each round, ms, the client included.",
     "your server p99_ms": "99th-percentile latency of your server's requests in each round, ms.",
     "real Triton p99_ms": "99th-percentile latency of real Triton's requests in each round, ms.",
+    "model_alone_frames_per_s": "The GPU criterion's ResNet-50 called directly on this GPU at batch 32 (FP32, median "
+                                "call), frames/s: what no server of it can beat.",
+    "share_of_model_alone_pct": "Your server's best frames/s as a share of model_alone_frames_per_s, %.",
     "kill": "The load run during which the grader killed one of your worker processes.",
     "kill.availability": "Share of that run's requests answered right (a 503 retried once counts when the retry was "
                          "answered); the seed asks for 99.9 %.",

@@ -18,6 +18,9 @@ types, enums)::
 With ``max_batch_size > 0`` the ``dims`` leave out the batch dimension: a request's shape is ``[n] + dims`` with
 ``1 <= n <= max_batch_size``. A ``-1`` in ``dims`` is a variable dimension.
 
+``instance_group`` says how many copies of the model run and where: :func:`instance_devices` lists one device per
+instance (``"cpu"``, ``"cuda"``, ``"cuda:N"``), as Triton places them.
+
 Reference: Triton's ``docs/user_guide/model_configuration.md``.
 """
 from __future__ import annotations
@@ -28,7 +31,7 @@ from google.protobuf import text_format
 from google.protobuf.message import Message
 
 __all__ = ["CONFIG_FILE", "ConfigError", "RepositoryError", "model_config_pb2", "parse_config", "read_config", "write_config",
-           "v2_datatype", "config_datatype"]
+           "v2_datatype", "config_datatype", "instance_devices"]
 
 CONFIG_FILE = "config.pbtxt"
 
@@ -109,3 +112,19 @@ def config_datatype(datatype: str) -> int:
         return model_config_pb2.DataType.Value(name)
     except ValueError:
         raise ConfigError(f"no config data_type for the v2 datatype {datatype!r}") from None
+
+
+def instance_devices(config: Message) -> list[str]:
+    """Where each instance of a model runs, one entry per worker process (``pool.instance_count`` counts them).
+
+    As Triton reads ``instance_group``: a group without a count is 1; ``KIND_GPU`` puts ``count`` instances on each
+    GPU of ``gpus`` (``"cuda:N"``), or on the default GPU (``"cuda"``) when ``gpus`` is empty (Triton would use
+    every GPU it sees); ``KIND_CPU`` and ``KIND_AUTO`` run on ``"cpu"`` (name ``KIND_GPU`` to use a GPU); no group
+    is one CPU instance.
+    """
+    gpu = model_config_pb2.ModelInstanceGroup.Kind.KIND_GPU
+    devices: list[str] = []
+    for g in config.instance_group:
+        places = ([f"cuda:{i}" for i in g.gpus] or ["cuda"]) if g.kind == gpu else ["cpu"]
+        devices += [d for d in places for _ in range(g.count or 1)]
+    return devices or ["cpu"]

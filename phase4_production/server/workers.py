@@ -1,14 +1,25 @@
 """Worker processes that run a model's batches (helpers, written in full; Task 4.14 builds the pool on them).
 
 A worker is one model instance (Triton's ``instance_group { count: N }`` gives N of them): its own process, its own
-ONNX Runtime session, fed whole batches over a pipe. One process per instance, not one thread, so that a crash in a
+copy of the model, fed whole batches over a pipe. One process per instance, not one thread, so that a crash in a
 model (a segfault in a kernel, an out-of-memory kill) takes down one instance and not the server, and so that the
 supervisor can see the death: the pipe to the process reaches its end.
+
+The model file says how it runs, as in a Triton repository:
+
+- ``model.onnx`` (``platform: "onnxruntime_onnx"``): an ONNX Runtime session; on ``cuda`` with the CUDA execution
+  provider (``onnxruntime-gpu``), which the course's CPU install does not have: asked for, it fails the load, as
+  Triton does, rather than run on the CPU unnoticed.
+- ``model.pt`` (``platform: "pytorch_libtorch"``): TorchScript, run by PyTorch on the worker's device (``cpu``,
+  ``cuda`` or ``cuda:N``, from the config's ``instance_group { kind: KIND_GPU gpus: [...] }``), inputs passed in
+  the config's input order, TF32 off: an FP32 model answers in FP32, whatever the GPU (a model that wants FP16 or
+  TF32 says so in its own file: Phase 2's lesson, not the server's choice).
 
 The pipe protocol (pickled tuples; arrays go through pickle's out-of-band buffers, no JSON)::
 
     parent -> worker   ("run", batch_id, {input name: array [rows, ...]})     or None (exit)
-    worker -> parent   ("ready", pid)                                         once, after the session is made
+    worker -> parent   ("ready", pid)                                         once, after the model is loaded
+                       ("failed", "why")                                      instead, when it cannot be loaded
                        ("done", batch_id, {output name: array [rows, ...]})
                        ("error", batch_id, "OnnxRuntimeError: ...")           the model refused the batch
 
@@ -28,11 +39,12 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Worker", "WorkerDied", "WorkerFailed", "worker_main"]
+__all__ = ["Worker", "WorkerDied", "WorkerFailed", "load_runner", "worker_main"]
+
 
 class WorkerDied(RuntimeError):
     """The worker process exited (killed, crashed) before answering; its batch was not run, or its answer is lost."""
@@ -42,13 +54,71 @@ class WorkerFailed(RuntimeError):
     """The worker is alive but the model raised on the batch (the message is the model's error)."""
 
 
-def worker_main(conn: Connection, model_path: str, output_names: list[str], threads: int) -> None:
-    """The worker process: make the session, say ready, run batches until told to stop or the pipe closes."""
+Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
+
+
+def _onnx_runner(model_path: str, output_names: list[str], threads: int, device: str) -> Runner:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
+    providers: list[Any] = ["CPUExecutionProvider"]
+    if device.startswith("cuda"):
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise RuntimeError(f"{device} asked for, but this ONNX Runtime has no CUDAExecutionProvider "
+                               "(pip install onnxruntime-gpu, or serve the model with instance_group kind KIND_CPU)")
+        index = int(device.partition(":")[2] or 0)
+        providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+    session = ort.InferenceSession(model_path, opts, providers=providers)
+    return lambda inputs: session.run(output_names, inputs)
+
+
+def _torchscript_runner(model_path: str, input_names: list[str], threads: int, device: str) -> Runner:
+    import warnings
+
+    import torch
+
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"{device} asked for, but PyTorch sees no CUDA device here")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
+    torch.set_num_threads(threads)
+    with warnings.catch_warnings():  # torch.jit is deprecated in favour of torch.export; Triton serves TorchScript
+        warnings.simplefilter("ignore", FutureWarning)
+        module = torch.jit.load(model_path, map_location=device).eval()
+
+    def run(inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        args = [torch.from_numpy(np.ascontiguousarray(inputs[n])).to(device, non_blocking=True) for n in input_names]
+        with torch.inference_mode():
+            out = module(*args)
+        outs = out if isinstance(out, (tuple, list)) else [out]
+        return [o.detach().cpu().numpy() for o in outs]
+    return run
+
+
+def load_runner(model_path: str, output_names: list[str], input_names: list[str], threads: int = 1,
+                device: str = "cpu") -> Runner:
+    """The model file as a function ``{input name: array} -> [output arrays, in output_names order]``.
+
+    ``.onnx``: ONNX Runtime; ``.pt``: TorchScript on ``device``. Raises RuntimeError (or the runtime's own error)
+    when the file cannot be loaded there.
+    """
+    if str(model_path).endswith(".pt"):
+        return _torchscript_runner(model_path, input_names, threads, device)
+    return _onnx_runner(model_path, output_names, threads, device)
+
+
+def worker_main(conn: Connection, model_path: str, output_names: list[str], threads: int, device: str = "cpu",
+                input_names: list[str] | None = None) -> None:
+    """The worker process: load the model, say ready (or why not), run batches until told to stop or the pipe
+    closes."""
+    try:
+        run = load_runner(model_path, output_names, list(input_names or []), threads, device)
+    except Exception as e:  # noqa: BLE001 - any runtime's refusal is reported, then the process exits
+        conn.send(("failed", f"{type(e).__name__}: {e}"))
+        return
     conn.send(("ready", os.getpid()))
     while True:
         try:
@@ -59,8 +129,8 @@ def worker_main(conn: Connection, model_path: str, output_names: list[str], thre
             return
         _, batch_id, inputs = msg
         try:
-            outs = session.run(output_names, inputs)
-        except Exception as e:  # onnxruntime's own exception types
+            outs = run(inputs)
+        except Exception as e:  # the runtime's own exception types
             conn.send(("error", batch_id, f"{type(e).__name__}: {e}"))
             continue
         conn.send(("done", batch_id, dict(zip(output_names, outs))))
@@ -71,16 +141,20 @@ class Worker:
     """One worker process serving one model file.
 
     Attributes:
-        model_path: the ``model.onnx`` it runs.
+        model_path: the ``model.onnx`` (or TorchScript ``model.pt``) it runs.
         output_names: the outputs it returns, in order.
-        threads: ONNX Runtime intra-op threads in the worker.
+        threads: intra-op threads in the worker (ONNX Runtime's, or PyTorch's).
         index: the instance's number in its pool (names the process).
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``: where the instance runs (see ``pool.instance_devices``).
+        input_names: the model's inputs in the config's order (a TorchScript model takes them by position).
     """
 
     model_path: str | Path
     output_names: list[str]
     threads: int = 1
     index: int = 0
+    device: str = "cpu"
+    input_names: list[str] | None = None
     process: Any = None
     conn: Connection | None = None
     pid: int | None = None
@@ -90,13 +164,15 @@ class Worker:
         """Start the process and wait until its session is made.
 
         Raises:
-            WorkerDied: the process exited before it was ready (e.g. ONNX Runtime cannot load the file).
+            WorkerDied: the process could not load the model (the message says why: a broken file, a device this
+                machine lacks) or exited before it was ready.
             TimeoutError: not ready within ``timeout_s``.
         """
         ours, theirs = socket.socketpair()
         self.process = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), str(theirs.fileno()), str(self.model_path),
-             json.dumps(list(self.output_names)), str(self.threads)],
+             json.dumps(list(self.output_names)), str(self.threads), self.device,
+             json.dumps(list(self.input_names or []))],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
         theirs.close()
         self.conn = Connection(ours.detach())
@@ -109,6 +185,11 @@ class Worker:
             code = self.process.wait(5)
             self.kill()
             raise WorkerDied(f"worker {self.index} exited with code {code} while loading {self.model_path}") from None
+        if kind == "failed":
+            code = self.process.wait(5)
+            self.kill()
+            raise WorkerDied(f"worker {self.index} failed while loading {self.model_path} on {self.device} "
+                             f"(exit code {code}): {pid}")
         assert kind == "ready"
         self.pid = pid
         return self
@@ -177,6 +258,6 @@ class Worker:
             self.conn = None
 
 
-if __name__ == "__main__":  # the worker process: workers.py FD MODEL_PATH OUTPUT_NAMES_JSON THREADS
-    _fd, _path, _names, _threads = sys.argv[1:5]
-    worker_main(Connection(int(_fd)), _path, json.loads(_names), int(_threads))
+if __name__ == "__main__":  # the worker process: workers.py FD MODEL_PATH OUTPUT_NAMES_JSON THREADS DEVICE INPUTS
+    _fd, _path, _names, _threads, _device, _inputs = sys.argv[1:7]
+    worker_main(Connection(int(_fd)), _path, json.loads(_names), int(_threads), _device, json.loads(_inputs))

@@ -21,7 +21,7 @@ from phase4_production.server.protocol import ProtocolError, parse_infer_request
 from phase4_production.server.workers import Worker, WorkerDied  # noqa: E402
 
 from .impl import p4s  # noqa: E402
-from .repository import CONFIG, affine_repository, expected  # noqa: E402
+from .repository import B, CONFIG, W, affine_repository, expected  # noqa: E402
 
 pytestmark = pytest.mark.phase4_task14
 
@@ -174,6 +174,67 @@ def test_a_worker_that_cannot_load_its_model_says_so(tmp_path):
     bad.write_bytes(b"not an onnx file")
     with pytest.raises(WorkerDied, match="while loading"):
         Worker(bad, ["y"]).start(timeout_s=60)
+
+
+def _torchscript_affine(tmp_path):
+    """The affine model as TorchScript (``platform: "pytorch_libtorch"``): y = x @ W + b."""
+    import warnings
+
+    import torch
+
+    w, b = torch.from_numpy(W), torch.from_numpy(B)
+
+    class Affine(torch.nn.Module):
+        def forward(self, x):
+            return x @ w + b
+    path = tmp_path / "model.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.trace(Affine(), torch.zeros(2, 4)), str(path))
+    return path
+
+
+def test_a_torchscript_model_runs_in_a_worker_with_its_inputs_in_the_config_order(tmp_path):
+    worker = Worker(_torchscript_affine(tmp_path), ["y"], input_names=["x"]).start()
+    try:
+        x = _x(5)
+        out = worker.run({"x": x}, timeout_s=30)
+        assert list(out) == ["y"] and out["y"].dtype == np.float32
+        np.testing.assert_allclose(out["y"], expected(x), atol=1e-5)
+    finally:
+        worker.stop()
+
+
+@pytest.mark.parametrize("kind", ["onnx", "torchscript"])
+def test_a_gpu_instance_on_a_machine_without_one_fails_its_load_and_says_why(tmp_path, kind):
+    import onnxruntime as ort
+    import torch
+
+    if kind == "onnx":
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            pytest.skip("this ONNX Runtime has a CUDA provider")
+        path = _model(tmp_path).path
+        why = "no CUDAExecutionProvider"
+    else:
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a CUDA device")
+        path = _torchscript_affine(tmp_path)
+        why = "sees no CUDA device"
+    with pytest.raises(WorkerDied, match=f"while loading .* on cuda:0 .*{why}"):
+        Worker(path, ["y"], device="cuda:0", input_names=["x"]).start(timeout_s=60)
+
+
+def test_instance_devices_reads_kind_count_and_gpus_as_triton_does():
+    from phase4_production.server.model_config import parse_config
+
+    def devices(groups: str) -> list[str]:
+        return p4s.instance_devices(parse_config(f'name: "m" {groups}'))
+    assert devices("") == ["cpu"]
+    assert devices("instance_group [ { count: 2 kind: KIND_CPU } ]") == ["cpu", "cpu"]
+    assert devices("instance_group [ { count: 2 kind: KIND_GPU } ]") == ["cuda", "cuda"]
+    assert devices("instance_group [ { count: 2 kind: KIND_GPU gpus: [ 0, 1 ] }, { kind: KIND_CPU } ]") == [
+        "cuda:0", "cuda:0", "cuda:1", "cuda:1", "cpu"]
+    assert p4s.instance_count(parse_config('name: "m" instance_group [ { count: 3 kind: KIND_GPU gpus: [ 0, 1 ] } ]')) == 6
 
 
 def test_a_dead_worker_is_reported_not_waited_for(tmp_path):

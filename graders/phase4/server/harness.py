@@ -10,6 +10,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+from tritonclient.grpc import model_config_pb2
+
 from ...submission import LearnerError
 from .workload import CONFIG, affine_repository, grader_models
 
@@ -18,16 +21,20 @@ __all__ = ["LOADCLIENT", "load", "child_pids", "bad", "shutdown", "start_scaled"
 LOADCLIENT = Path(__file__).with_name("loadclient.py")
 
 
-def load(url: str, model: str, *, streams: int, duration: float, warmup: float = 1.0, rows: int, feature: str,
-         out_dims: str, inp: str = "x", out: str = "y", expect: str = "", timeline: bool = False,
-         timeout_s: float = 15.0, count: int = 0, retry: bool = True) -> dict:
+def load(url: str, model: str, *, streams: int, duration: float, warmup: float = 1.0, rows: int = 0,
+         feature: str = "", out_dims: str = "", inp: str = "x", out: str = "y", expect: str = "",
+         pool: Path | None = None, timeline: bool = False, timeout_s: float = 15.0, count: int = 0,
+         retry: bool = True) -> dict:
     """Run the grader's load client against ``url`` and return its report (bounded in time; ``count``: at most
-    that many requests; ``retry``: a 503 with Retry-After is retried once)."""
+    that many requests; ``retry``: a 503 with Retry-After is retried once; ``pool``: an npz of inputs and right
+    outputs to send instead of random FP32 rows, see ``frames_workload.frame_pool``)."""
     cmd = [sys.executable, str(LOADCLIENT), "--url", url, "--model", model, "--input", inp, "--output", out,
            "--rows", str(rows), "--feature", feature, "--out-dims", out_dims, "--streams", str(streams),
            "--duration", str(duration), "--warmup", str(warmup), "--timeout", str(timeout_s)]
     if expect:
         cmd += ["--expect", expect]
+    if pool is not None:
+        cmd += ["--pool", str(pool)]
     if timeline:
         cmd.append("--timeline")
     if count:
@@ -90,9 +97,11 @@ def start_scaled(learner, models, what: str, **kwargs):
     parse = learner.attr("parse_infer_request")
     name = next(iter(models))
     config = models[name][max(models[name])].config
-    width = int(config.input[0].dims[0])
-    body = json.dumps({"inputs": [{"name": config.input[0].name, "shape": [1, width], "datatype": "FP32",
-                                   "data": [0.5] * width}]}).encode()
+    spec = config.input[0]
+    shape = [1, *(int(d) for d in spec.dims)]
+    datatype = model_config_pb2.DataType.Name(spec.data_type).removeprefix("TYPE_")
+    body = json.dumps({"inputs": [{"name": spec.name, "shape": shape, "datatype": datatype,
+                                   "data": [1] * int(np.prod(shape))}]}).encode()
     try:
         learner.call_obj(server.infer, name, None, parse(body), what="ScaledServer.submit_infer")
     except LearnerError:

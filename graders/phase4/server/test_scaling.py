@@ -15,6 +15,12 @@ concurrent streams of binary-tensor requests built by ``tritonclient``, every an
   counts as answered when the retry is; a request lost (no reply) or wrong never does. The worker must be back
   within 10 s. Then, under load again, the server is stopped: every request it admitted is answered (200), the
   others refused cleanly (503 or a refused connection), none dropped.
+- ``gpu_scale`` (profile ``cuda`` only): the seed's "100+ streams, 1000+ FPS on GPU". The grader's ResNet-50 on
+  ``UINT8`` frames (``frames_workload.py``: TorchScript, ``instance_group { count: 2 kind: KIND_GPU }``, dynamic
+  batching up to 32) behind the learner's server, 100 streams of 4-frame requests, every answer checked against
+  the grader's own FP32 outputs. Measured: frames/s answered right (best round), against the seed's figure; the
+  model's own frames/s on this GPU at batch 32 is measured first and reported beside it. A GPU that cannot run
+  the model alone at the pass mark skips the criterion with that figure, rather than fail a server for its card.
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ from pathlib import Path
 import pytest
 
 from ...plugin import criterion
+from .frames_workload import frame_pool, frames_models, frames_repository, model_ceiling
 from .harness import bad, child_pids, load, shutdown, start_affine_pair, start_scaled
 from .workload import DENSE_WIDTH, dense_repository, grader_models, trusted_peer
 
@@ -35,6 +42,8 @@ STREAMS = 100
 #: The availability the seed asks for.
 AVAILABILITY = 0.999
 RESTART_BOUND_S = 10.0
+#: Frames per request in the GPU criterion: a camera batch, as a video service sends them.
+GPU_ROWS = 4
 
 
 @criterion("p4.server.scale")
@@ -164,3 +173,45 @@ def test_faults(grade, learner, quick):
         f"worker killed under 40 streams: {answered}/{report['requests']} answered right ({availability:.2%}, "
         f"{report['retried']} after a retry), worker back in {back_s:.1f} s; stopped under load: "
         f"{len(admitted)} requests sent before the stop all answered, then {drain['counts']} in all"))
+
+
+@criterion("p4.server.gpu_scale")
+def test_gpu_scale(grade, learner, quick):
+    import torch
+
+    ServerThread = learner.attr("ServerThread")
+    root = Path(tempfile.mkdtemp(prefix="p4-server-gpu-"))
+    folder = frames_repository(root)
+    pool = frame_pool(folder, root / "frames.npz", rows=GPU_ROWS)
+    gpu = torch.cuda.get_device_name(0)
+    alone = model_ceiling(folder, "cuda")
+    if alone < grade.thresholds.pass_:
+        pytest.skip(f"this GPU ({gpu}) runs ResNet-50 alone at {alone:.0f} frames/s (FP32, batch 32), under the "
+                    f"seed's {grade.thresholds.pass_:.0f}: no server of it can reach the mark on this card")
+    rounds, duration = (1, 4.0) if quick else (2, 6.0)
+    before = child_pids()
+    server = start_scaled(learner, frames_models(folder), "ResNet-50 on the GPU")
+    reports: list[dict] = []
+    try:
+        with ServerThread(server, max_in_flight=4 * STREAMS, threads=2) as mine:
+            for _ in range(rounds):
+                reports.append(load(mine.url, folder.name, streams=STREAMS, duration=duration, warmup=3.0,
+                                    inp="INPUT__0", out="OUTPUT__0", pool=pool, timeout_s=30.0))
+    finally:
+        shutdown(learner, server, before)
+    best = max(reports, key=lambda r: r["frames_per_s"])
+    details = {"gpu": gpu, "streams": STREAMS, "rows_per_request": GPU_ROWS, "rounds": rounds,
+               "model_alone_frames_per_s": alone,
+               **{f"your server {m}": [r[m] for r in reports] for m in ("frames_per_s", "p50_ms", "p99_ms", "counts")}}
+    wrong = sum(bad(r) for r in reports)
+    if wrong:
+        first = next(r["counts"] for r in reports if bad(r))
+        grade.fail(f"{wrong} request(s) under {STREAMS} streams not answered right: {first}", details=details,
+                   value=0.0)
+        return
+    fps = best["frames_per_s"]
+    details["share_of_model_alone_pct"] = 100.0 * fps / alone
+    grade.record(fps, details=details, message=(
+        f"{STREAMS} streams x {GPU_ROWS} frames of ResNet-50 on {gpu}: {fps:.0f} frames/s answered right (p50 "
+        f"{best['p50_ms']:.0f} ms, p99 {best['p99_ms']:.0f} ms), {fps / alone:.0%} of the model alone on this GPU "
+        f"({alone:.0f} frames/s at batch 32)"))

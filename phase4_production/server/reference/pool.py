@@ -33,11 +33,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..model_config import instance_devices
 from ..protocol import ProtocolError
 from ..workers import Worker, WorkerDied, WorkerFailed
 from .repository import ServedModel
 
-__all__ = ["BatchingPolicy", "Pending", "WorkerPool", "batching_policy", "instance_count", "then"]
+__all__ = ["BatchingPolicy", "Pending", "WorkerPool", "batching_policy", "instance_count", "instance_devices", "then"]
 
 log = logging.getLogger("inference_lab.server")
 #: How many times a request is run when its worker dies under it (the first try + one retry).
@@ -72,9 +73,9 @@ def batching_policy(config: Any) -> BatchingPolicy:
 
 
 def instance_count(config: Any) -> int:
-    """Worker processes for a model: the sum of its ``instance_group`` counts (a group without a count is 1; no
-    group is 1), as Triton does (helper, written in full)."""
-    return sum(g.count or 1 for g in config.instance_group) or 1
+    """Worker processes for a model: one per entry of :func:`instance_devices` (the sum of the ``instance_group``
+    counts, times the GPUs a ``KIND_GPU`` group lists), as Triton does (helper, written in full)."""
+    return len(instance_devices(config))
 
 
 def then(future: Future, fn: Callable[[Any], Any]) -> Future:
@@ -142,6 +143,9 @@ class WorkerPool:
         self.model, self.threads = model, threads
         self.policy = batching_policy(model.config)
         self.count = count or instance_count(model.config)
+        places = instance_devices(model.config)
+        #: Where each worker runs (``"cpu"``, ``"cuda"``, ``"cuda:N"``), by slot.
+        self.devices = [places[i % len(places)] for i in range(self.count)]
         self.cond = threading.Condition()
         self.queue: collections.deque[Pending] = collections.deque()
         self.accepting = False
@@ -155,7 +159,8 @@ class WorkerPool:
 
     # --- helpers (written in full) ------------------------------------------------------------------------------
     def _new_worker(self, slot: int) -> Worker:
-        return Worker(self.model.path, list(self.model.output_names), self.threads, index=slot).start()
+        return Worker(self.model.path, list(self.model.output_names), self.threads, index=slot,
+                      device=self.devices[slot], input_names=list(self.model.input_names)).start()
 
     def start(self) -> WorkerPool:
         """Spawn the workers (in parallel) and their threads; returns self."""

@@ -33,7 +33,7 @@ from .repository import (
     onnx_signature,
     select_versions,
 )
-from .pool import BatchingPolicy, Pending, WorkerPool, batching_policy, instance_count, then
+from .pool import BatchingPolicy, Pending, WorkerPool, batching_policy, instance_count, instance_devices, then
 from .scaled_server import ScaledServer
 from .metrics import ACCESS_LOG, FAILURE_REASONS, LATENCY_BUCKETS_S, ServerMetrics, exposition
 from .server import InferenceServer
@@ -57,8 +57,8 @@ __all__ = [
     "InferenceServer",
     # Task 4.13
     "select_versions", "check_config", "load_repository", "build_repository",
-    # Task 4.14 (helpers: BatchingPolicy, Pending, batching_policy, instance_count, then)
-    "WorkerPool", "ScaledServer", "BatchingPolicy", "Pending", "batching_policy", "instance_count", "then",
+    # Task 4.14 (helpers: BatchingPolicy, Pending, batching_policy, instance_count, instance_devices, then)
+    "WorkerPool", "ScaledServer", "BatchingPolicy", "Pending", "batching_policy", "instance_count", "instance_devices", "then",
     # Task 4.15 (helpers: exposition, ACCESS_LOG, FAILURE_REASONS, LATENCY_BUCKETS_S)
     "ServerMetrics", "exposition", "ACCESS_LOG", "FAILURE_REASONS", "LATENCY_BUCKETS_S",
     # Task 4.16 (helpers: RequestRecord, LoadTestReport, encode_request, decode_output, run_load)
