@@ -96,13 +96,18 @@ def frame_pool(folder: Path, out: Path, *, requests: int = 16, rows: int = 4, se
     config = read_config(folder)
     side = int(config.input[0].dims[0])
     x = _frames(requests * rows, side, np.random.default_rng(seed))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        model = torch.jit.load(str(Path(folder) / "1" / "model.pt"), map_location="cpu").eval()
+    model = _load(folder, "cpu")
     with torch.inference_mode():
         y = np.concatenate([model(torch.from_numpy(x[i:i + 16])).numpy() for i in range(0, len(x), 16)])
     np.savez(out, x=x.reshape(requests, rows, *x.shape[1:]), y=y.reshape(requests, rows, -1))
     return Path(out)
+
+
+def _load(folder: Path, device: str) -> torch.jit.ScriptModule:
+    """The repository's ``1/model.pt`` on ``device``, in eval mode."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; Triton's backend serves it
+        return torch.jit.load(str(Path(folder) / "1" / "model.pt"), map_location=device).eval()
 
 
 def frames_models(folder: Path) -> dict[str, dict[int, GraderModel]]:
@@ -127,9 +132,7 @@ def model_ceiling(folder: Path, device: str, *, batch: int = 32, repeats: int = 
 
 def _median_call_ms(folder: Path, device: str, batch: int, repeats: int) -> float:
     side = int(read_config(folder).input[0].dims[0])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        model = torch.jit.load(str(Path(folder) / "1" / "model.pt"), map_location=device).eval()
+    model = _load(folder, device)
     x = torch.from_numpy(_frames(batch, side, np.random.default_rng(1))).to(device)
     with torch.inference_mode():
         return time_callable(lambda: model(x), repeats=repeats, warmup=3,
