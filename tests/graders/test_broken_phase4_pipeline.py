@@ -2,7 +2,7 @@
 
 A pipeline only runs when every task's piece is there, so each submission is the whole reference (every file
 of ``reference/`` copied into the learner's ``starter/``) with one mistake in one file. Each grade runs only the
-criterion the test asserts, in quick mode (15-60 s each on two busy cores, about 2-3 min for the file).
+criterion the test asserts, in quick mode (15-60 s each on two busy cores, about 3-4 min for the file).
 """
 from __future__ import annotations
 
@@ -64,3 +64,19 @@ def test_a_tracker_that_gives_every_detection_a_new_id_gets_no_credit(tmp_path):
     assert c["verdict"] == "fail" and c["points"] == 0, c
     assert c["value"] < 20 and "IDF1" in c["message"], c
     assert c["details"]["id_switches_per_100_frames"] > 100, c["details"]
+
+
+def test_a_pipeline_that_keeps_every_frames_crops_gets_no_soak_credit(tmp_path):
+    code = reference_with(
+        PART, "pipeline.py",
+        """            self._clock.end(token)
+            if not self.config.keep_images:
+                frame.image = None""",
+        """            self._clock.end(token)
+            self.__dict__.setdefault("_debug_crops", []).append(crops)   # BROKEN: kept 'for a debug dump', never let go
+            if not self.config.keep_images:
+                frame.image = None""")
+    g = grade_broken(tmp_path, PART, "pipeline.py", code, "p4.pipeline.soak", on_reference=True)
+    c = g.criterion("p4.pipeline.soak")
+    assert c["verdict"] == "fail" and c["points"] == 0, c
+    assert c["value"] > 8 and "resident memory grew" in c["message"], c
