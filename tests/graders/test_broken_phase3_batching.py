@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from gradelib import make_submission, run_grade
+from gradelib import grade_broken, make_submission, reference_with, run_grade
 
 pytestmark = [pytest.mark.grading, pytest.mark.slow]
 
@@ -302,3 +302,17 @@ def test_the_poisson_criterion_knows_exponential_gaps(tmp_path, gaps, verdict, w
     assert c["verdict"] == verdict, c["message"]
     if words:
         assert c["points"] == 0 and words in c["message"], c["message"]
+
+
+def test_a_pool_whose_stats_repeat_one_models_counts_gets_no_pool_credit(tmp_path):
+    """The grader waits a moment for an honest pool's counts to settle, but a wrong count is still a fail."""
+    code = reference_with(
+        "phase3_advanced/batching", "pool.py",
+        "        return {name: b.stats() for name, b in self._batchers.items()}\n",
+        "        first = next(iter(self._batchers.values()))   # BROKEN: every model reports the first one's counts\n"
+        "        return {name: first.stats() for name in self._batchers}\n")
+    g = grade_broken(tmp_path, "phase3_advanced/batching", "pool.py", code, "p3.batching.pool_correct",
+                     on_reference=True)
+    c = g.criterion("p3.batching.pool_correct")
+    assert c["verdict"] == "fail" and c["points"] == 0, c
+    assert "says completed=" in c["message"], c["message"]
