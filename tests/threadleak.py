@@ -6,19 +6,17 @@ that asks for it fails when it leaves more threads running than it found.
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
+
+from graders.harness import settled
 
 __all__ = ["wait_threads", "no_thread_leak"]
 
 
 def wait_threads(baseline: int, timeout_s: float = 2.0) -> int:
     """``threading.active_count()`` once it is back to ``baseline`` (or after ``timeout_s``)."""
-    end = time.monotonic() + timeout_s
-    while threading.active_count() > baseline and time.monotonic() < end:
-        time.sleep(0.01)
-    return threading.active_count()
+    return settled(threading.active_count, lambda n: n <= baseline, timeout_s)
 
 
 @pytest.fixture

@@ -9,12 +9,14 @@ Every number that decides a grade is measured here, never taken from the learner
 * :mod:`.checked`  the outputs of timed calls, checked after the timing (``check=`` of the timers).
 * :mod:`.threads`  pinned thread counts for PyTorch and ONNX Runtime.
 * :mod:`.stalls`   machine stalls seen by a canary process in the same window; the GC paused.
+* :mod:`.settle`   a figure that lags what it counts, re-read until it settles (bounded).
 
 The timer is captured when this package is imported, before any learner module is, so a
 submission that patches ``time.perf_counter`` cannot change the grader's clock.
 """
 from .load import LoadRun, UnbatchedServer, closed_loop, max_overlap, poisson, poisson_gap_problem
 from .paired import PairedResult, alternating, paired_ratio
+from .settle import settled
 from .stalls import Stalls, gc_paused, watch_stalls
 from .stats import (MIN_SAMPLES, Summary, median_interval, percentile_label, quotient_interval, ratio_disagreement,
                     straddles, summarize)
@@ -29,6 +31,6 @@ __all__ = [
     "Timing", "time_callable", "cuda_sync", "GraderTimer",
     "PairedResult", "alternating", "paired_ratio",
     "pin_threads", "ort_session_options", "threads",
-    "Stalls", "watch_stalls", "gc_paused",
+    "Stalls", "watch_stalls", "gc_paused", "settled",
     "LoadRun", "closed_loop", "poisson", "UnbatchedServer", "max_overlap", "poisson_gap_problem",
 ]

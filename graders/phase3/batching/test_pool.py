@@ -6,12 +6,11 @@ not claimed: the peak number of distinct models computing at the same moment mus
 from __future__ import annotations
 
 import threading
-import time
 
 import torch
 
 from ...checks import as_int, expect, get_field
-from ...harness import closed_loop, max_overlap, paired_ratio
+from ...harness import closed_loop, max_overlap, paired_ratio, settled
 from ...plugin import criterion
 from .ceiling import measure_concurrency_ceiling, share_band, share_interval
 from .common import atol_for, cpu_threads, device_of, make_config, no_tf32, probe, stop
@@ -85,16 +84,13 @@ def _settled_stats(learner, served, timeout_s: float = 2.0):
     A batcher may settle a batch's futures and count the batch a moment later; read at the instant the last answer
     arrives, an honest pool could be a batch short. Whatever it says after the wait is judged exactly.
     """
-    end = time.monotonic() + timeout_s
-    while True:
-        stats = learner.call_obj(served.pool.stats, what="ModelPool.stats()")
+    def counted(stats) -> bool:
         try:
-            counted = all(get_field(stats[n], "completed", "") == served.sent[n] for n in POOL)
+            return all(get_field(stats[n], "completed", "") == served.sent[n] for n in POOL)
         except Exception:  # noqa: BLE001 - a malformed stats() is judged (and reported) by the caller
-            counted = True
-        if counted or time.monotonic() >= end:
-            return stats
-        time.sleep(0.01)
+            return True
+
+    return settled(lambda: learner.call_obj(served.pool.stats, what="ModelPool.stats()"), counted, timeout_s)
 
 
 @criterion("p3.batching.pool_correct")

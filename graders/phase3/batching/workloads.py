@@ -22,6 +22,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from ...harness.settle import settled
 from ...harness.timing import now_ns
 
 __all__ = ["POISON", "SHORT", "Instrumented", "build", "expected_outputs", "compare", "tags_of", "fresh_inputs",
@@ -206,10 +207,7 @@ def chain_text(e: BaseException | None, depth: int = 4) -> str:
 
 def thread_count_settles(baseline: int, timeout_s: float = 2.0) -> int:
     """Wait up to ``timeout_s`` for ``threading.active_count()`` to fall back to ``baseline``."""
-    end = time.monotonic() + timeout_s
-    while threading.active_count() > baseline and time.monotonic() < end:
-        time.sleep(0.01)
-    return threading.active_count()
+    return settled(threading.active_count, lambda n: n <= baseline, timeout_s)
 
 
 @dataclass

@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ...harness import settled
 from ...plugin import criterion
 from .harness import child_pids, load, shutdown, start_scaled
 from .metrics_check import (
@@ -67,15 +68,11 @@ class _Lines(logging.Handler):
 def _settled(url: str) -> tuple[str, str, dict]:
     """``/metrics`` once the pending gauge is back at 0 (at most 2 s): the pool reports a batch just after it
     answers it."""
-    end = time.monotonic() + 2.0
-    while True:
-        ctype, text = scrape(url)
-        fams = families(text)
-        if value(fams, "nv_inference_pending_request_count", **LABELS) in (0, None) or time.monotonic() > end:
-            time.sleep(0.2)
-            ctype, text = scrape(url)
-            return ctype, text, families(text)
-        time.sleep(0.05)
+    settled(lambda: value(families(scrape(url)[1]), "nv_inference_pending_request_count", **LABELS),
+            lambda pending: pending in (0, None), 2.0)
+    time.sleep(0.2)
+    ctype, text = scrape(url)
+    return ctype, text, families(text)
 
 
 def _names_and_types(text: str, fams: dict) -> list[str]:
